@@ -1,0 +1,133 @@
+import type { Readable } from 'node:stream'
+import type { Logger } from 'pino'
+import type { Digest } from '../protocol/digest.js'
+import { repositoryKey } from '../protocol/reference.js'
+import type { BlobInfo, BlobSource, OpenOptions, OpenedBlob } from './blob-source.js'
+import { Fill } from './fill.js'
+import type { ContentStore } from './store.js'
+
+export interface CachingSourceInit {
+  maxResumes?: number
+  idleTimeoutMs?: number
+}
+
+export interface CachingSourceComponents {
+  store: ContentStore
+  /** Where missing blobs come from (the upstream, the seed, or a chain of peers and seed). */
+  source: BlobSource
+  logger: Logger
+  /** Called once per fill when it settles; for metrics. */
+  onFillSettled?: (outcome: 'committed' | 'failed', error?: Error) => void
+}
+
+/** An acquired blob: its size is known, and any byte range of it can be read. */
+export interface BlobHandle extends BlobInfo {
+  /** True when the blob was already committed locally (a cache hit). */
+  cached: boolean
+  /** Bytes [start, end] inclusive. Fails with the fill's error if the fill fails. */
+  read(start: number, end: number): Promise<Readable>
+}
+
+/**
+ * The read-through cache: serves committed blobs from the store, and otherwise joins or
+ * starts the one fill of that digest (single-flight per instance), so N concurrent readers
+ * of a missing blob cause one fetch from the source.
+ */
+export class CachingSource implements BlobSource {
+  readonly name = 'cache'
+  readonly #init: CachingSourceInit
+  readonly #c: CachingSourceComponents
+  readonly #fills = new Map<string, Fill>()
+
+  constructor(init: CachingSourceInit, components: CachingSourceComponents) {
+    this.#init = init
+    this.#c = components
+  }
+
+  /** Fills in progress. */
+  get inflight(): number {
+    return this.#fills.size
+  }
+
+  /** The fill in progress for `digest`, if any (peers may read it as it grows). */
+  fillOf(digest: Digest): Fill | undefined {
+    return this.#fills.get(digest.value)
+  }
+
+  async stat(digest: Digest, options?: OpenOptions): Promise<BlobInfo> {
+    const record = await this.#c.store.stat(digest)
+    if (record !== undefined) return { digest: digest.value, size: record.size, mediaType: record.mediaType }
+    const fill = this.#fills.get(digest.value)
+    if (fill !== undefined) return fill.ready
+    return this.#c.source.stat(digest, options)
+  }
+
+  /**
+   * Returns a handle on the blob once its size is known: from the store, or from the (new
+   * or joined) fill. Throws the source's error (BlobUnknownError, …) when the fill cannot
+   * start. Aborting `options.signal` abandons the wait, never the shared fill.
+   */
+  async acquire(digest: Digest, options: OpenOptions = {}): Promise<BlobHandle> {
+    const { store } = this.#c
+    const record = await store.stat(digest)
+    if (record !== undefined) {
+      if (options.repository !== undefined) void store.remember(digest, { repository: repositoryKey(options.repository) }).catch(() => {})
+      return {
+        digest: digest.value,
+        size: record.size,
+        mediaType: record.mediaType,
+        cached: true,
+        read: (start, end) => store.createReadStream(digest, { start, end }),
+      }
+    }
+    const fill = this.#fills.get(digest.value) ?? this.#startFill(digest, options)
+    const info = await abortable(fill.ready, options.signal)
+    return { ...info, cached: false, read: async (start, end) => fill.createReader(start, end) }
+  }
+
+  async open(digest: Digest, options: OpenOptions = {}): Promise<OpenedBlob> {
+    const handle = await this.acquire(digest, options)
+    const offset = options.offset ?? 0
+    const stream = await handle.read(offset, handle.size - 1)
+    return { digest: handle.digest, size: handle.size, mediaType: handle.mediaType, stream }
+  }
+
+  #startFill(digest: Digest, options: OpenOptions): Fill {
+    const fill = new Fill(
+      { digest, repository: options.repository, maxResumes: this.#init.maxResumes, idleTimeoutMs: this.#init.idleTimeoutMs },
+      { store: this.#c.store, source: this.#c.source, logger: this.#c.logger },
+    )
+    this.#fills.set(digest.value, fill)
+    fill.done.then(
+      () => {
+        this.#fills.delete(digest.value)
+        this.#c.onFillSettled?.('committed')
+      },
+      (err: Error) => {
+        this.#fills.delete(digest.value)
+        this.#c.logger.warn({ digest: digest.value, err: err.message }, 'fill failed')
+        this.#c.onFillSettled?.('failed', err)
+      },
+    )
+    return fill
+  }
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+  })
+}

@@ -1,0 +1,8 @@
+/** Defaults for the content store and fills, applied with `??`. */
+export const DEFAULT_FILL_RESUMES = 3
+/** A fill whose source sends nothing for this long is failed (and resumed if it can be). */
+export const DEFAULT_FILL_IDLE_TIMEOUT_MS = 30_000
+/** Largest read a fill reader issues against the temp file. */
+export const READ_CHUNK_BYTES = 1024 * 1024
+/** Minimum gap between two last-access writes for one blob. */
+export const ACCESS_WRITE_INTERVAL_MS = 60_000

@@ -1,0 +1,251 @@
+import { EventEmitter, once } from 'node:events'
+import { open, unlink, type FileHandle } from 'node:fs/promises'
+import { Readable } from 'node:stream'
+import type { Logger } from 'pino'
+import type { Digest } from '../protocol/digest.js'
+import { DigestVerifier } from '../protocol/digest-verifier.js'
+import { PollenError, SizeMismatchError } from '../protocol/errors.js'
+import type { BlobInfo, BlobSource } from './blob-source.js'
+import { DEFAULT_FILL_IDLE_TIMEOUT_MS, DEFAULT_FILL_RESUMES, READ_CHUNK_BYTES } from './constants.js'
+import { asStoreError, type BlobRecord, type ContentStore } from './store.js'
+import type { Repository } from '../protocol/reference.js'
+import { repositoryKey } from '../protocol/reference.js'
+
+export interface FillInit {
+  digest: Digest
+  repository?: Repository
+  mediaType?: string
+  /** How many times a broken source is resumed at the byte reached. */
+  maxResumes?: number
+  /** A source silent for this long is treated as broken. */
+  idleTimeoutMs?: number
+}
+
+export interface FillComponents {
+  store: ContentStore
+  source: BlobSource
+  logger: Logger
+}
+
+/** Errors after which resuming the same blob cannot help. */
+function isFatal(err: unknown): boolean {
+  if (!(err instanceof PollenError)) return false
+  return err.ociCode !== 'UNAVAILABLE' && err.ociCode !== 'TOOMANYREQUESTS' && err.name !== 'SizeMismatchError'
+}
+
+/**
+ * One download of a blob into a temp file, verified while it streams and committed to the
+ * store by rename only when the digest matches. Any number of readers follow it, each at
+ * its own pace, reading from the temp file; a reader that goes away does not affect it.
+ * `ready` resolves with the blob's size once the source answered; `done` resolves with the
+ * committed record, or rejects (DigestMismatchError, BlobUnknownError, …) and then every
+ * reader fails with that error. Readers never see the final byte before verification.
+ */
+export class Fill extends EventEmitter {
+  readonly digest: Digest
+  readonly ready: Promise<BlobInfo>
+  readonly done: Promise<BlobRecord>
+  size: number | undefined
+  written = 0
+  verified = false
+  error: Error | undefined
+  readonly #init: FillInit
+  readonly #c: FillComponents
+  readonly #temp: string
+  #handle: FileHandle | undefined
+  #readers = 0
+  #settled = false
+  #unpin: () => void
+  #mediaType: string | undefined
+
+  constructor(init: FillInit, components: FillComponents) {
+    super()
+    this.setMaxListeners(0)
+    this.digest = init.digest
+    this.#init = init
+    this.#c = components
+    this.#temp = components.store.tempPath(init.digest)
+    this.#mediaType = init.mediaType
+    this.#unpin = components.store.pin(init.digest)
+    let resolveReady!: (info: BlobInfo) => void
+    let rejectReady!: (err: Error) => void
+    this.ready = new Promise<BlobInfo>((resolve, reject) => {
+      resolveReady = resolve
+      rejectReady = reject
+    })
+    this.ready.catch(() => {})
+    this.done = this.#run(resolveReady).then(
+      (record) => {
+        this.verified = true
+        this.#settle()
+        return record
+      },
+      (err: Error) => {
+        this.error = err
+        rejectReady(err)
+        this.#settle()
+        throw err
+      },
+    )
+    this.done.catch(() => {})
+  }
+
+  get readerCount(): number {
+    return this.#readers
+  }
+
+  async #run(resolveReady: (info: BlobInfo) => void): Promise<BlobRecord> {
+    const { store, source, logger } = this.#c
+    const maxResumes = this.#init.maxResumes ?? DEFAULT_FILL_RESUMES
+    const idleMs = this.#init.idleTimeoutMs ?? DEFAULT_FILL_IDLE_TIMEOUT_MS
+    const verifier = new DigestVerifier(this.digest)
+    try {
+      this.#handle = await open(this.#temp, 'wx+')
+    } catch (err) {
+      throw asStoreError(err)
+    }
+    let failures = 0
+    for (;;) {
+      const abort = new AbortController()
+      const idle = setTimeout(() => abort.abort(new PollenError('SourceStalledError', 'UNAVAILABLE', `source ${source.name} stalled for ${idleMs} ms`)), idleMs)
+      try {
+        const opened = await source.open(this.digest, { offset: this.written, repository: this.#init.repository, signal: abort.signal })
+        if (this.size === undefined) {
+          this.size = opened.size
+          this.#mediaType ??= opened.mediaType
+          resolveReady({ digest: this.digest.value, size: opened.size, mediaType: this.#mediaType })
+        } else if (opened.size !== this.size) {
+          opened.stream.destroy()
+          throw new SizeMismatchError(this.size, opened.size)
+        }
+        for await (const chunk of opened.stream as AsyncIterable<Buffer>) {
+          idle.refresh()
+          if (this.written + chunk.byteLength > this.size) {
+            opened.stream.destroy()
+            throw new SizeMismatchError(this.size, this.written + chunk.byteLength)
+          }
+          verifier.update(chunk)
+          await this.#write(chunk)
+          this.emit('progress')
+        }
+        if (this.written === this.size) break
+        throw new PollenError('SourceTruncatedError', 'UNAVAILABLE', `source ${source.name} ended at byte ${this.written} of ${this.size}`)
+      } catch (err) {
+        const reason = abort.signal.aborted ? abort.signal.reason : err
+        if (isFatal(reason) || failures >= maxResumes || (reason instanceof SizeMismatchError && this.written > (this.size ?? 0))) throw reason
+        failures++
+        logger.warn({ digest: this.digest.value, at: this.written, attempt: failures, err: (reason as Error).message }, 'fill source failed; resuming')
+      } finally {
+        clearTimeout(idle)
+      }
+    }
+    verifier.verify()
+    await this.#handle.sync().catch((err: unknown) => {
+      throw asStoreError(err)
+    })
+    const repository = this.#init.repository === undefined ? undefined : repositoryKey(this.#init.repository)
+    return store.commit(this.#temp, this.digest, this.written, { mediaType: this.#mediaType, repository })
+  }
+
+  async #write(chunk: Buffer): Promise<void> {
+    let off = 0
+    while (off < chunk.byteLength) {
+      const { bytesWritten } = await this.#handle!.write(chunk, off, chunk.byteLength - off, this.written).catch((err: unknown) => {
+        throw asStoreError(err)
+      })
+      off += bytesWritten
+      this.written += bytesWritten
+    }
+  }
+
+  #settle(): void {
+    this.#settled = true
+    this.emit('progress')
+    if (this.error !== undefined) void unlink(this.#temp).catch(() => {})
+    this.#maybeClose()
+  }
+
+  #maybeClose(): void {
+    if (!this.#settled || this.#readers > 0 || this.#handle === undefined) return
+    const handle = this.#handle
+    this.#handle = undefined
+    this.#unpin()
+    void handle.close().catch(() => {})
+  }
+
+  /** How far a reader may read now: everything written, less the final byte until verified. */
+  #limit(): number {
+    if (this.verified) return this.written
+    if (this.size !== undefined && this.written >= this.size) return this.size - 1
+    return this.written
+  }
+
+  /**
+   * A stream of bytes [start, end] (inclusive) that follows the fill as it grows.
+   * After the fill committed and closed its temp file, it reads the committed blob.
+   * The stream fails with the fill's error if the fill fails.
+   */
+  createReader(start: number, end: number): Readable {
+    if (this.#handle === undefined) {
+      if (this.error !== undefined) return Readable.from((async function* (e: Error) { throw e })(this.error))
+      const store = this.#c.store
+      const digest = this.digest
+      return Readable.from((async function* () {
+        yield* await store.createReadStream(digest, { start, end })
+      })(), { objectMode: false })
+    }
+    this.#readers++
+    const handle = this.#handle
+    let pos = start
+    let released = false
+    const release = (): void => {
+      if (released) return
+      released = true
+      this.#readers--
+      this.#maybeClose()
+    }
+    const fill = this
+    const stream = new Readable({
+      highWaterMark: READ_CHUNK_BYTES,
+      read(): void {
+        void pump()
+      },
+      destroy(err, callback): void {
+        release()
+        callback(err)
+      },
+    })
+    let pumping = false
+    const pump = async (): Promise<void> => {
+      if (pumping) return
+      pumping = true
+      try {
+        for (;;) {
+          if (stream.destroyed) return
+          if (fill.error !== undefined) throw fill.error
+          if (pos > end) {
+            stream.push(null)
+            release()
+            return
+          }
+          const limit = Math.min(fill.#limit(), end + 1)
+          if (pos < limit) {
+            const want = Math.min(READ_CHUNK_BYTES, limit - pos)
+            const buf = Buffer.allocUnsafe(want)
+            const { bytesRead } = await handle.read(buf, 0, want, pos)
+            if (bytesRead === 0) throw new Error('temp file shorter than recorded progress')
+            pos += bytesRead
+            if (!stream.push(bytesRead === want ? buf : buf.subarray(0, bytesRead))) return
+            continue
+          }
+          await once(fill, 'progress')
+        }
+      } catch (err) {
+        stream.destroy(err as Error)
+      } finally {
+        pumping = false
+      }
+    }
+    return stream
+  }
+}

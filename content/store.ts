@@ -1,0 +1,299 @@
+import { randomBytes } from 'node:crypto'
+import { createReadStream, type ReadStream } from 'node:fs'
+import { mkdir, open, readdir, rename, rm, stat, unlink, access, constants as fsConstants } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Level } from 'level'
+import type { Logger } from 'pino'
+import { parseDigest, type Digest } from '../protocol/digest.js'
+import { DigestVerifier } from '../protocol/digest-verifier.js'
+import { BlobUnknownError, StoreFullError } from '../protocol/errors.js'
+import { ACCESS_WRITE_INTERVAL_MS } from './constants.js'
+
+/** One blob's index record. */
+export interface BlobRecord {
+  size: number
+  mediaType?: string
+  /** Milliseconds since the epoch. */
+  lastAccess: number
+  /** `ns/name` of every repository the blob was seen in. */
+  repositories: string[]
+}
+
+export interface StoreInit {
+  /** The data directory; the store owns `blobs/`, `tmp/` and `index/` inside it. */
+  dir: string
+}
+
+export interface StoreComponents {
+  logger: Logger
+  now?: () => number
+}
+
+export interface CommitMeta {
+  mediaType?: string
+  repository?: string
+}
+
+const KEY_PREFIX = 'blob:'
+
+/**
+ * The content-addressed store: blob files named by digest under `blobs/<alg>/<xx>/<hex>`,
+ * written to `tmp/` first and renamed into place only after their digest matches,
+ * with a LevelDB index of size, media type, last access and repositories.
+ */
+export class ContentStore {
+  readonly dir: string
+  readonly #logger: Logger
+  readonly #now: () => number
+  readonly #db: Level<string, BlobRecord>
+  readonly #pins = new Map<string, number>()
+  readonly #lastAccessWrite = new Map<string, number>()
+  #bytes = 0
+
+  private constructor(init: StoreInit, components: StoreComponents) {
+    this.dir = init.dir
+    this.#logger = components.logger
+    this.#now = components.now ?? Date.now
+    this.#db = new Level<string, BlobRecord>(join(init.dir, 'index'), { valueEncoding: 'json' })
+  }
+
+  /**
+   * Opens (creating if needed) the store in `init.dir`. Removes temp leftovers and
+   * reconciles the index with the files before returning.
+   */
+  static async open(init: StoreInit, components: StoreComponents): Promise<ContentStore> {
+    await mkdir(join(init.dir, 'blobs'), { recursive: true })
+    await mkdir(join(init.dir, 'tmp'), { recursive: true })
+    const store = new ContentStore(init, components)
+    await store.#db.open()
+    await store.#reconcile()
+    return store
+  }
+
+  async close(): Promise<void> {
+    await this.#db.close()
+  }
+
+  /** Total bytes of committed blobs. */
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  blobPath(digest: Digest): string {
+    return join(this.dir, 'blobs', digest.algorithm, digest.hex.slice(0, 2), digest.hex)
+  }
+
+  /** A fresh temp file path for a fill of `digest`. */
+  tempPath(digest: Digest): string {
+    return join(this.dir, 'tmp', `${digest.hex.slice(0, 16)}.${randomBytes(6).toString('hex')}.part`)
+  }
+
+  /** Returns the blob's record, or undefined when the store does not hold it. */
+  async stat(digest: Digest): Promise<BlobRecord | undefined> {
+    return this.#db.get(KEY_PREFIX + digest.value)
+  }
+
+  /**
+   * Opens a committed blob for reading bytes [start, end] (inclusive; default the whole blob).
+   * The blob is pinned against eviction until the stream closes.
+   * Throws BlobUnknownError when the store does not hold it.
+   */
+  async createReadStream(digest: Digest, range?: { start: number; end: number }): Promise<ReadStream> {
+    const path = this.blobPath(digest)
+    const handle = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new BlobUnknownError(digest.value)
+      throw err
+    })
+    const unpin = this.pin(digest)
+    const stream = handle.createReadStream({ start: range?.start, end: range?.end })
+    stream.once('close', unpin)
+    void this.touch(digest)
+    return stream
+  }
+
+  /** Marks a blob as in use, so that eviction skips it. Returns the release function. */
+  pin(digest: Digest): () => void {
+    const key = digest.value
+    this.#pins.set(key, (this.#pins.get(key) ?? 0) + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const n = (this.#pins.get(key) ?? 1) - 1
+      if (n <= 0) this.#pins.delete(key)
+      else this.#pins.set(key, n)
+    }
+  }
+
+  isPinned(digest: Digest): boolean {
+    return this.#pins.has(digest.value)
+  }
+
+  /**
+   * Moves a verified temp file into place and records it. The caller has verified the
+   * content. Returns the stored record.
+   */
+  async commit(tempPath: string, digest: Digest, size: number, meta: CommitMeta = {}): Promise<BlobRecord> {
+    const final = this.blobPath(digest)
+    await mkdir(join(final, '..'), { recursive: true })
+    await rename(tempPath, final)
+    const existing = await this.stat(digest)
+    const record: BlobRecord = {
+      size,
+      mediaType: meta.mediaType ?? existing?.mediaType,
+      lastAccess: this.#now(),
+      repositories: mergeRepositories(existing?.repositories, meta.repository),
+    }
+    if (existing === undefined) this.#bytes += size
+    await this.#db.put(KEY_PREFIX + digest.value, record)
+    return record
+  }
+
+  /**
+   * Writes small content held in memory (a manifest) through a temp file, verifying it first.
+   * Throws DigestMismatchError when `bytes` does not hash to `digest`.
+   */
+  async putBuffer(digest: Digest, bytes: Uint8Array, meta: CommitMeta = {}): Promise<BlobRecord> {
+    const verifier = new DigestVerifier(digest, bytes.byteLength)
+    verifier.update(bytes)
+    verifier.verify()
+    const existing = await this.stat(digest)
+    if (existing !== undefined) return this.#remember(digest, existing, meta)
+    const temp = this.tempPath(digest)
+    const handle = await open(temp, 'wx')
+    try {
+      await handle.writeFile(bytes)
+      await handle.sync()
+    } catch (err) {
+      await handle.close().catch(() => {})
+      await unlink(temp).catch(() => {})
+      throw asStoreError(err)
+    }
+    await handle.close()
+    return this.commit(temp, digest, bytes.byteLength, meta)
+  }
+
+  /** Records that a blob was seen in `repository` (and updates its media type if given). */
+  async remember(digest: Digest, meta: CommitMeta): Promise<void> {
+    const existing = await this.stat(digest)
+    if (existing !== undefined) await this.#remember(digest, existing, meta)
+  }
+
+  async #remember(digest: Digest, existing: BlobRecord, meta: CommitMeta): Promise<BlobRecord> {
+    const repositories = mergeRepositories(existing.repositories, meta.repository)
+    const mediaType = meta.mediaType ?? existing.mediaType
+    if (repositories.length === existing.repositories.length && mediaType === existing.mediaType) return existing
+    const record = { ...existing, repositories, mediaType }
+    await this.#db.put(KEY_PREFIX + digest.value, record)
+    return record
+  }
+
+  /** Updates a blob's last access, at most once a minute per blob. */
+  async touch(digest: Digest): Promise<void> {
+    const now = this.#now()
+    const last = this.#lastAccessWrite.get(digest.value) ?? 0
+    if (now - last < ACCESS_WRITE_INTERVAL_MS) return
+    this.#lastAccessWrite.set(digest.value, now)
+    const existing = await this.stat(digest)
+    if (existing !== undefined) await this.#db.put(KEY_PREFIX + digest.value, { ...existing, lastAccess: now }).catch(() => {})
+  }
+
+  /** Removes a blob (index first, then file). Returns false when it is pinned or absent. */
+  async delete(digest: Digest): Promise<boolean> {
+    if (this.isPinned(digest)) return false
+    const existing = await this.stat(digest)
+    if (existing === undefined) return false
+    await this.#db.del(KEY_PREFIX + digest.value)
+    this.#bytes -= existing.size
+    this.#lastAccessWrite.delete(digest.value)
+    await rm(this.blobPath(digest), { force: true })
+    return true
+  }
+
+  /** Every committed blob with its record, in digest order. */
+  async *entries(): AsyncGenerator<[Digest, BlobRecord]> {
+    for await (const [key, record] of this.#db.iterator({ gte: KEY_PREFIX, lt: `${KEY_PREFIX}\xff` })) {
+      yield [parseDigest(key.slice(KEY_PREFIX.length)), record]
+    }
+  }
+
+  /** Resolves when the data directory is writable; rejects otherwise. */
+  async checkWritable(): Promise<void> {
+    await access(join(this.dir, 'tmp'), fsConstants.W_OK)
+  }
+
+  /**
+   * Start-up repair: deletes temp leftovers, drops index records whose file is missing or
+   * has the wrong size, and adopts (after re-hashing) or deletes files the index lacks.
+   */
+  async #reconcile(): Promise<void> {
+    const tmp = join(this.dir, 'tmp')
+    for (const name of await readdir(tmp)) await rm(join(tmp, name), { force: true, recursive: true })
+    const indexed = new Set<string>()
+    let dropped = 0
+    for await (const [digest, record] of this.entries()) {
+      const st = await stat(this.blobPath(digest)).catch(() => undefined)
+      if (st === undefined || st.size !== record.size) {
+        await this.#db.del(KEY_PREFIX + digest.value)
+        await rm(this.blobPath(digest), { force: true })
+        dropped++
+        continue
+      }
+      indexed.add(digest.value)
+      this.#bytes += record.size
+    }
+    let adopted = 0
+    let removed = 0
+    for (const algorithm of await readdir(join(this.dir, 'blobs'))) {
+      for (const shard of await readdir(join(this.dir, 'blobs', algorithm)).catch(() => [] as string[])) {
+        for (const hex of await readdir(join(this.dir, 'blobs', algorithm, shard)).catch(() => [] as string[])) {
+          const path = join(this.dir, 'blobs', algorithm, shard, hex)
+          if (indexed.has(`${algorithm}:${hex}`)) continue
+          const digest = tryDigest(`${algorithm}:${hex}`)
+          if (digest !== undefined && shard === hex.slice(0, 2) && (await hashMatches(path, digest))) {
+            const size = (await stat(path)).size
+            await this.#db.put(KEY_PREFIX + digest.value, { size, lastAccess: this.#now(), repositories: [] })
+            this.#bytes += size
+            adopted++
+          } else {
+            await rm(path, { force: true, recursive: true })
+            removed++
+          }
+        }
+      }
+    }
+    if (dropped + adopted + removed > 0) this.#logger.warn({ dropped, adopted, removed }, 'reconciled content index with files')
+  }
+}
+
+function mergeRepositories(existing: string[] | undefined, repository: string | undefined): string[] {
+  const list = existing ?? []
+  if (repository === undefined || list.includes(repository)) return list
+  return [...list, repository]
+}
+
+function tryDigest(value: string): Digest | undefined {
+  try {
+    return parseDigest(value)
+  } catch {
+    return undefined
+  }
+}
+
+async function hashMatches(path: string, digest: Digest): Promise<boolean> {
+  const verifier = new DigestVerifier(digest)
+  try {
+    for await (const chunk of createReadStream(path)) verifier.update(chunk as Buffer)
+    verifier.verify()
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Maps a disk-full error to StoreFullError; returns other errors unchanged. */
+export function asStoreError(err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException)?.code
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new StoreFullError('the content store is out of disk space', { cause: err })
+  return err
+}
