@@ -58,6 +58,8 @@ export interface RunningRegistry {
   /** stdout + stderr of the registry: app log and the combined-format access log. */
   logPath: string
   readLog(): Promise<string>
+  /** The registry process id (for CPU and memory figures in benchmarks). */
+  pid: number
   /** SIGTERM, SIGKILL after 5 s, then removes `dir`. Idempotent. */
   stop(): Promise<void>
 }
@@ -125,6 +127,7 @@ async function startOnce(opts: RegistryOptions): Promise<RunningRegistry> {
       host,
       port,
       dir,
+      pid: running.pid!,
       logPath,
       readLog: () => readFile(logPath, 'utf8'),
       stop: () => (stopping ??= stopProcess(running, exited).finally(() => rm(dir, { recursive: true, force: true }))),

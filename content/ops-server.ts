@@ -1,0 +1,61 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Registry } from 'prom-client'
+
+/** One readiness check's outcome, as shown in the `/readyz` body. */
+export interface ReadinessCheck {
+  name: string
+  ok: boolean
+  detail?: string
+}
+
+export interface HealthComponents {
+  /** Runs the readiness checks; the component is ready when every check is ok. */
+  readiness: () => Promise<ReadinessCheck[]>
+}
+
+/**
+ * Answers `/healthz` (the process is alive: always 200) and `/readyz` (200 when every
+ * check passes, 503 otherwise, with the checks as JSON). Returns false for other paths.
+ */
+export function healthHandler(c: HealthComponents): (req: IncomingMessage, res: ServerResponse) => boolean {
+  return (req, res) => {
+    const path = (req.url ?? '').split('?')[0]
+    if (path === '/healthz') {
+      send(res, 200, { status: 'ok' })
+      return true
+    }
+    if (path === '/readyz') {
+      c.readiness().then(
+        (checks) => send(res, checks.every((k) => k.ok) ? 200 : 503, { status: checks.every((k) => k.ok) ? 'ready' : 'not ready', checks }),
+        (err: unknown) => send(res, 503, { status: 'not ready', checks: [{ name: 'readiness', ok: false, detail: (err as Error).message }] }),
+      )
+      return true
+    }
+    return false
+  }
+}
+
+/** The operations listener: `/metrics` (Prometheus text), `/healthz`, `/readyz`. */
+export function createOpsServer(c: HealthComponents & { metrics: Registry }): Server {
+  const health = healthHandler(c)
+  return createServer((req, res) => {
+    if (health(req, res)) return
+    if ((req.url ?? '').split('?')[0] === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
+      c.metrics.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'Content-Type': c.metrics.contentType })
+          res.end(req.method === 'HEAD' ? undefined : text)
+        },
+        () => send(res, 500, { status: 'metrics collection failed' }),
+      )
+      return
+    }
+    send(res, 404, { status: 'not found' })
+  })
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const json = JSON.stringify(body)
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json) })
+  res.end(json)
+}

@@ -1,0 +1,14 @@
+/** The seed's defaults, in one place. */
+export const DEFAULT_LISTEN = '127.0.0.1:5000'
+export const DEFAULT_DATA_DIR = './pollen-data/seed'
+export const DEFAULT_TAG_TTL_MS = 30_000
+/** Tags remembered for stale-if-error; the least recently used beyond this are forgotten. */
+export const MAX_CACHED_TAGS = 10_000
+/** Used when no --upstream is given. */
+export const DEFAULT_UPSTREAMS: Record<string, string> = { 'docker.io': 'https://registry-1.docker.io' }
+/** Token realms allowed besides the upstream's own host, per registry. */
+export const DEFAULT_REALM_HOSTS: Record<string, string[]> = { 'docker.io': ['auth.docker.io'] }
+/** Deadline for one manifest request from a client to the upstream, retries included. */
+export const MANIFEST_DEADLINE_MS = 60_000
+/** Deadline for a blob request to learn the size of a blob (first response headers). */
+export const BLOB_OPEN_DEADLINE_MS = 60_000

@@ -1,0 +1,117 @@
+import type { Logger } from 'pino'
+import type { ContentStore } from '../content/store.js'
+import { parseDigest, type Digest } from '../protocol/digest.js'
+import { digestOf } from '../protocol/digest-verifier.js'
+import { DigestMismatchError, ManifestUnknownError, PollenError, RegistryUnknownError } from '../protocol/errors.js'
+import { MAX_MANIFEST_BYTES, isManifestMediaType, parseManifest } from '../protocol/media-types.js'
+import { repositoryKey, type Reference, type Repository } from '../protocol/reference.js'
+import { DEFAULT_TAG_TTL_MS } from './constants.js'
+import { SingleFlight } from './single-flight.js'
+import { TagCache } from './tag-cache.js'
+
+/** A manifest as served: exact bytes, media type and digest. */
+export interface Manifest {
+  bytes: Buffer
+  mediaType: string
+  digest: string
+  /** True when a tag was answered from the last known digest because the upstream was unreachable. */
+  stale: boolean
+}
+
+/** What the manifest service needs from an upstream registry. */
+export interface ManifestUpstream {
+  getManifest(repo: string, reference: string, opts?: { signal?: AbortSignal }): Promise<{ bytes: Buffer; mediaType: string; digest?: string }>
+}
+
+export interface ManifestServiceInit {
+  tagTtlMs?: number
+}
+
+export interface ManifestServiceComponents {
+  store: ContentStore
+  upstreams: ReadonlyMap<string, ManifestUpstream>
+  logger: Logger
+  now?: () => number
+  onStaleTag?: (ns: string) => void
+}
+
+/**
+ * Resolves manifests for the seed. By digest: from the store, else fetched, verified and
+ * stored. By tag: from the tag cache while fresh (`tagTtlMs`), else upstream; when the
+ * upstream is unavailable the last known answer is served (stale-if-error).
+ * Throws ManifestUnknownError, RegistryUnknownError, ManifestInvalidError (body contradicts
+ * its type), DigestMismatchError, and the upstream's errors.
+ */
+export class ManifestService {
+  readonly #ttl: number
+  readonly #c: ManifestServiceComponents
+  readonly #now: () => number
+  readonly #tags = new TagCache()
+  readonly #flights = new SingleFlight<Manifest>()
+
+  constructor(init: ManifestServiceInit, components: ManifestServiceComponents) {
+    this.#ttl = init.tagTtlMs ?? DEFAULT_TAG_TTL_MS
+    this.#c = components
+    this.#now = components.now ?? Date.now
+  }
+
+  async get(repository: Repository, reference: Reference, signal?: AbortSignal): Promise<Manifest> {
+    const upstream = this.#c.upstreams.get(repository.ns)
+    if (upstream === undefined) throw new RegistryUnknownError(repository.ns)
+    if (reference.kind === 'digest') {
+      const local = await this.#fromStore(reference.digest)
+      if (local !== undefined) return local
+      return this.#flights.run(`${repositoryKey(repository)}@${reference.digest.value}`, () =>
+        this.#fetch(upstream, repository, reference.digest.value, reference.digest, signal),
+      )
+    }
+    const key = `${repositoryKey(repository)}:${reference.tag}`
+    const known = this.#tags.get(key)
+    if (known !== undefined && this.#now() - known.fetchedAt < this.#ttl) {
+      const local = await this.#fromStore(parseDigest(known.digest))
+      if (local !== undefined) return local
+    }
+    try {
+      const manifest = await this.#flights.run(key, () => this.#fetch(upstream, repository, reference.tag, undefined, signal))
+      this.#tags.set(key, { digest: manifest.digest, mediaType: manifest.mediaType, fetchedAt: this.#now() })
+      return manifest
+    } catch (err) {
+      if (known === undefined || !isUnavailable(err)) throw err
+      const stale = await this.#fromStore(parseDigest(known.digest))
+      if (stale === undefined) throw err
+      this.#c.logger.warn({ repository: key, digest: known.digest, err: (err as Error).message }, 'upstream unavailable; serving last known tag answer')
+      this.#c.onStaleTag?.(repository.ns)
+      return { ...stale, stale: true }
+    }
+  }
+
+  async #fetch(upstream: ManifestUpstream, repository: Repository, reference: string, expected: Digest | undefined, signal?: AbortSignal): Promise<Manifest> {
+    const got = await upstream.getManifest(repository.name, reference, { signal })
+    const algorithm = expected?.algorithm ?? (got.digest?.startsWith('sha512:') === true ? 'sha512' : 'sha256')
+    const actual = digestOf(got.bytes, algorithm)
+    if (expected !== undefined && actual !== expected.value) throw new DigestMismatchError(expected.value, actual)
+    if (got.digest !== undefined && got.digest.startsWith(`${algorithm}:`) && got.digest !== actual) throw new DigestMismatchError(got.digest, actual)
+    const { mediaType } = parseManifest(got.bytes, got.mediaType)
+    await this.#c.store.putBuffer(parseDigest(actual), got.bytes, { mediaType, repository: repositoryKey(repository) })
+    return { bytes: got.bytes, mediaType, digest: actual, stale: false }
+  }
+
+  async #fromStore(digest: Digest): Promise<Manifest | undefined> {
+    const record = await this.#c.store.stat(digest)
+    if (record?.mediaType === undefined || !isManifestMediaType(record.mediaType) || record.size > MAX_MANIFEST_BYTES) return undefined
+    try {
+      const parts: Buffer[] = []
+      for await (const chunk of await this.#c.store.createReadStream(digest)) parts.push(chunk as Buffer)
+      return { bytes: Buffer.concat(parts), mediaType: record.mediaType, digest: digest.value, stale: false }
+    } catch (err) {
+      if (err instanceof PollenError && err.ociCode === 'BLOB_UNKNOWN') return undefined
+      throw err
+    }
+  }
+}
+
+function isUnavailable(err: unknown): boolean {
+  if (err instanceof ManifestUnknownError) return false
+  if (err instanceof PollenError) return err.ociCode === 'UNAVAILABLE' || err.ociCode === 'TOOMANYREQUESTS'
+  return true
+}

@@ -1,0 +1,107 @@
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import { Registry } from 'prom-client'
+import { CachingSource } from '../content/caching-source.js'
+import { createOpsServer, healthHandler, type ReadinessCheck } from '../content/ops-server.js'
+import { ContentStore } from '../content/store.js'
+import type { SeedConfig } from './config.js'
+import { ManifestService } from './manifest-service.js'
+import { createSeedMetrics, type SeedGaugeSources, type SeedMetrics } from './metrics.js'
+import { createRegistryServer } from './registry/server.js'
+import type { UpstreamCredentials } from './upstream/credentials.js'
+import { UpstreamBlobSource } from './upstream/upstream-blob-source.js'
+import { UpstreamRegistry } from './upstream/upstream-registry.js'
+
+export interface SeedComponents {
+  logger: Logger
+  /** Upstream credentials by canonical registry host (from --credentials). */
+  credentials: ReadonlyMap<string, UpstreamCredentials>
+}
+
+export interface RunningSeed {
+  /** `http://host:port` of the registry API. */
+  url: string
+  /** `http://host:port` of the ops listener, when configured. */
+  opsUrl?: string
+  metrics: SeedMetrics
+  close(): Promise<void>
+}
+
+/** Builds and starts every seed component from a validated config. */
+export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<RunningSeed> {
+  const { logger } = c
+  const store = await ContentStore.open({ dir: join(config.dataDir, 'content') }, { logger: logger.child({ component: 'store' }) })
+  const gauges: SeedGaugeSources = { cacheBytes: () => store.bytes }
+  const metrics = createSeedMetrics(new Registry(), gauges)
+  const upstreams = new Map<string, UpstreamRegistry>()
+  for (const u of config.upstreams) {
+    upstreams.set(
+      u.ns,
+      new UpstreamRegistry(
+        { ns: u.ns, url: u.url, realmHosts: u.realmHosts, credentials: c.credentials.get(u.ns) },
+        {
+          logger: logger.child({ component: 'upstream', registry: u.ns }),
+          metrics: {
+            request: (registry, code) => metrics.upstreamRequests.inc({ registry, code }),
+            bytes: (registry, n) => metrics.upstreamBytes.inc({ registry }, n),
+          },
+        },
+      ),
+    )
+  }
+  const blobs = new CachingSource(
+    {},
+    {
+      store,
+      source: new UpstreamBlobSource(upstreams),
+      logger: logger.child({ component: 'fill' }),
+      onFillSettled: (outcome) => metrics.fills.inc({ outcome }),
+    },
+  )
+  gauges.inflightFills = () => blobs.inflight
+  const manifests = new ManifestService(
+    { tagTtlMs: config.tagTtlMs },
+    { store, upstreams, logger: logger.child({ component: 'manifests' }), onStaleTag: (registry) => metrics.staleTagsServed.inc({ registry }) },
+  )
+  const readiness = async (): Promise<ReadinessCheck[]> => [
+    await store.checkWritable().then(
+      () => ({ name: 'store', ok: true }),
+      (err: Error) => ({ name: 'store', ok: false, detail: `data directory not writable: ${err.message}` }),
+    ),
+  ]
+  const server = createRegistryServer(
+    { defaultNs: config.defaultNs, registries: new Set(upstreams.keys()) },
+    { blobs, manifests, metrics, logger: logger.child({ component: 'registry' }), health: healthHandler({ readiness }) },
+  )
+  const url = await listen(server, config.listen.host, config.listen.port)
+  let ops: Server | undefined
+  let opsUrl: string | undefined
+  if (config.metricsListen !== undefined) {
+    ops = createOpsServer({ readiness, metrics: metrics.registry })
+    opsUrl = await listen(ops, config.metricsListen.host, config.metricsListen.port)
+  }
+  logger.info({ url, opsUrl, upstreams: [...upstreams.keys()], credentials: [...c.credentials.keys()] }, 'seed listening')
+  return {
+    url,
+    opsUrl,
+    metrics,
+    async close() {
+      server.closeAllConnections()
+      ops?.closeAllConnections()
+      await Promise.all([new Promise((r) => server.close(r)), ops === undefined ? undefined : new Promise((r) => ops.close(r))])
+      await Promise.all([...upstreams.values()].map((u) => u.close()))
+      await store.close()
+    },
+  }
+}
+
+async function listen(server: Server, host: string, port: number): Promise<string> {
+  server.listen(port, host)
+  await once(server, 'listening')
+  const address = server.address() as AddressInfo
+  const h = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `http://${h}:${address.port}`
+}

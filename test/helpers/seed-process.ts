@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+const SEED_MAIN = fileURLToPath(new URL('../../dist/seed/main.js', import.meta.url))
+const START_TIMEOUT_MS = 20_000
+
+export interface SeedProcess {
+  /** `http://127.0.0.1:PORT` of the registry API. */
+  url: string
+  /** `127.0.0.1:PORT`, the form used in image references. */
+  host: string
+  /** `http://127.0.0.1:PORT` of /metrics, /healthz, /readyz. */
+  opsUrl: string
+  /** Every JSON log line the seed printed so far. */
+  logs: Array<Record<string, unknown>>
+  /** Raw stdout and stderr so far. */
+  output(): string
+  /** Reads one metric's value (sum over series matching `labels`) from /metrics. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>
+  stop(): Promise<void>
+  child: ChildProcess
+}
+
+/**
+ * Runs the built `pollen-seed` (dist/seed/main.js) as a child process on free loopback ports
+ * with the given extra flags, and resolves once it logged that it is listening.
+ */
+export async function startSeedProcess(args: string[]): Promise<SeedProcess> {
+  const child = spawn(process.execPath, [SEED_MAIN, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const logs: Array<Record<string, unknown>> = []
+  let raw = ''
+  child.stderr!.on('data', (d: Buffer) => (raw += d.toString()))
+  const lines = createInterface({ input: child.stdout! })
+  const listening = new Promise<Record<string, unknown>>((resolve, reject) => {
+    lines.on('line', (line) => {
+      raw += `${line}\n`
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>
+        logs.push(entry)
+        if (entry.msg === 'seed listening') resolve(entry)
+      } catch {
+        /* not a log line */
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`pollen-seed exited with ${code} before listening:\n${raw}`)))
+    setTimeout(() => reject(new Error(`pollen-seed did not listen within ${START_TIMEOUT_MS} ms:\n${raw}`)), START_TIMEOUT_MS).unref()
+  })
+  let ready: Record<string, unknown>
+  try {
+    ready = await listening
+  } catch (err) {
+    child.kill('SIGKILL')
+    throw err
+  }
+  const url = String(ready.url)
+  const opsUrl = String(ready.opsUrl)
+  return {
+    url,
+    host: new URL(url).host,
+    opsUrl,
+    logs,
+    child,
+    output: () => raw,
+    async metric(name, labels = {}) {
+      const text = await (await fetch(`${opsUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text()
+      let sum = 0
+      for (const line of text.split('\n')) {
+        if (!line.startsWith(name)) continue
+        const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$/.exec(line)
+        if (m === null || m[1] !== name) continue
+        const series = m[2] ?? ''
+        if (Object.entries(labels).every(([k, v]) => series.includes(`${k}="${v}"`))) sum += Number(m[3])
+      }
+      return sum
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+      await once(child, 'exit')
+      clearTimeout(timer)
+    },
+  }
+}
