@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto'
+import { once } from 'node:events'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
@@ -57,10 +59,16 @@ function expectDirHoldsImage(blobs: Set<string>, image: BuiltImage): void {
   for (const f of [image.config, ...image.layers]) expect(blobs.has(f.digest), `${f.digest} copied`).toBe(true)
 }
 
+/** A request whose path is sent exactly as given: node:http does not normalise `..` (undici does). */
 async function get(url: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET') {
-  const res = await request(url, { method, headers, signal: AbortSignal.timeout(60_000) })
-  const body = Buffer.from(await res.body.arrayBuffer())
-  return { status: res.statusCode, headers: res.headers, body, json: () => JSON.parse(body.toString()) as { errors: Array<{ code: string; message: string }> } }
+  const { origin, hostname, port } = new URL(url)
+  const req = httpRequest({ host: hostname, port, method, path: url.slice(origin.length), headers, signal: AbortSignal.timeout(60_000) })
+  req.end()
+  const [res] = (await once(req, 'response')) as [IncomingMessage]
+  const parts: Buffer[] = []
+  for await (const chunk of res) parts.push(chunk as Buffer)
+  const body = Buffer.concat(parts)
+  return { status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body.toString()) as { errors: Array<{ code: string; message: string }> } }
 }
 
 describeWithBinaries(['docker-registry', 'skopeo'], 'seed against a real docker-registry upstream', () => {

@@ -87,6 +87,7 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
         const signal = requestSignal(res, BLOB_OPEN_DEADLINE_MS)
         const blob = await c.blobs.acquire(parsed.digest, { repository: parsed.repository, signal })
         const result = await sendBlob(req, res, blob).catch((err: unknown) => {
+          if (!res.headersSent) throw err
           c.logger.warn({ digest: parsed.digest.value, repository: repositoryKey(parsed.repository), err: (err as Error).message }, 'blob response cut short')
           return { bytes: 0, status: res.statusCode }
         })

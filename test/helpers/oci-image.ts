@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { mkdir } from 'node:fs/promises'
 import { makeBlobFile, writeBlobFile, type BlobFile } from './blob-file.js'
 import { RegistryClient, type FetchedManifest, type RegistryAuth } from './registry-client.js'
 
@@ -57,6 +58,7 @@ export interface BuiltIndex {
 export async function buildImage(dir: string, opts: BuildImageOptions): Promise<BuiltImage> {
   const platform = opts.platform ?? { os: 'linux', architecture: 'amd64' }
   const docker = opts.dockerSchema2 === true
+  await mkdir(dir, { recursive: true })
   const layers: BlobFile[] = []
   for (const [i, size] of opts.layers.entries()) layers.push(await makeBlobFile(dir, size, `${opts.seed}/layer/${i}`))
   const configJson = {
