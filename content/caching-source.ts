@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Digest } from '../protocol/digest.js'
 import { repositoryKey } from '../protocol/reference.js'
+import { raceAbort } from './abort.js'
 import type { BlobInfo, BlobSource, OpenOptions, OpenedBlob } from './blob-source.js'
 import { Fill } from './fill.js'
 import type { ContentStore } from './store.js'
@@ -81,7 +82,7 @@ export class CachingSource implements BlobSource {
       }
     }
     const fill = this.#fills.get(digest.value) ?? this.#startFill(digest, options)
-    const info = await abortable(fill.ready, options.signal)
+    const info = await raceAbort(fill.ready, options.signal)
     return { ...info, cached: false, read: async (start, end) => fill.createReader(start, end) }
   }
 
@@ -111,23 +112,4 @@ export class CachingSource implements BlobSource {
     )
     return fill
   }
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(v)
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(e)
-      },
-    )
-  })
 }

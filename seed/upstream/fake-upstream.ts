@@ -1,3 +1,4 @@
+import type { PollenError } from '../../protocol/errors.js'
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
@@ -163,4 +164,14 @@ export async function startRegistry(o: FakeRegistryOptions = {}, address = '127.
 /** The Authorization value of Basic credentials. */
 export function basicOf(c: { username: string; password: string }): string {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`
+}
+
+/** Resolves with the error `p` rejects with; throws when it resolves. */
+export async function failure(p: Promise<unknown>): Promise<PollenError> {
+  try {
+    await p
+  } catch (err) {
+    return err as PollenError
+  }
+  throw new Error('expected a rejection')
 }

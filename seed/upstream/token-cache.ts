@@ -1,3 +1,4 @@
+import { raceAbort } from '../../content/abort.js'
 import { TOKEN_SAFETY_MARGIN_MS } from './constants.js'
 
 /** A bearer token as issued by a token endpoint. */
@@ -76,26 +77,4 @@ export class TokenCache {
   tokens(): string[] {
     return [...this.#tokens.values()].map((e) => e.token)
   }
-}
-
-/** Settles like `promise`, or rejects with `signal`'s reason as soon as it aborts. */
-export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    promise.catch(() => {})
-    return Promise.reject(signal.reason)
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(v)
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
 }

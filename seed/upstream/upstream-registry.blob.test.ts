@@ -3,6 +3,7 @@ import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { PollenError } from '../../protocol/errors.js'
 import { collect, serveBlob, startRegistry, startServer, type FakeRegistry, type FakeRegistryOptions, type FakeServer } from './fake-upstream.js'
+import { failure } from './fake-upstream.js'
 import { UpstreamRegistry, type UpstreamInit } from './upstream-registry.js'
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' })
@@ -39,14 +40,6 @@ function client(r: FakeServer, init: Partial<UpstreamInit> = {}) {
   return { up, bytes, codes }
 }
 
-async function failure(p: Promise<unknown>): Promise<PollenError> {
-  try {
-    await p
-  } catch (err) {
-    return err as PollenError
-  }
-  throw new Error('expected a rejection')
-}
 
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0)
 

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { PollenError } from '../../protocol/errors.js'
 import { OCI_MANIFEST } from '../../protocol/media-types.js'
 import { sendOciError, startRegistry, type FakeRegistry } from './fake-upstream.js'
+import { failure } from './fake-upstream.js'
 import { UpstreamRegistry, type UpstreamInit } from './upstream-registry.js'
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' })
@@ -46,14 +47,6 @@ function failFirst(r: FakeRegistry, n: number, fail: (res: ServerResponse) => vo
   }
 }
 
-async function failure(p: Promise<unknown>): Promise<PollenError> {
-  try {
-    await p
-  } catch (err) {
-    return err as PollenError
-  }
-  throw new Error('expected a rejection')
-}
 
 describe('UpstreamRegistry retries', () => {
   it('waits out a 429 Retry-After of 1 s and then succeeds', async () => {

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST } from '../../protocol/media-types.js'
 import { PollenError } from '../../protocol/errors.js'
 import { startRegistry, startServer, sendOciError, tokenHandler, type FakeRegistryOptions, type FakeServer } from './fake-upstream.js'
+import { failure } from './fake-upstream.js'
 import { UpstreamRegistry, type UpstreamInit } from './upstream-registry.js'
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' })
@@ -46,14 +47,6 @@ function client(upstream: FakeServer, init: Partial<UpstreamInit> = {}): { up: U
   return { up, codes }
 }
 
-async function failure(p: Promise<unknown>): Promise<PollenError> {
-  try {
-    await p
-  } catch (err) {
-    return err as PollenError
-  }
-  throw new Error('expected a rejection')
-}
 
 function expectNoSecret(err: Error, ...secrets: string[]): void {
   const text = `${err.message} ${JSON.stringify(err)} ${String(err.stack)}`
