@@ -56,7 +56,7 @@ async function measure(url: string, pid: number, expected: string): Promise<Samp
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'pollen-bench-'))
   const registry = await startRegistry({})
-  const seed = await startSeedProcess(['--data', join(work, 'seed'), '--upstream', `${registry.host}=${registry.url}`, '--default-ns', registry.host, '--log-level', 'warn'])
+  const seed = await startSeedProcess(['--data', join(work, 'seed'), '--upstream', `${registry.host}=${registry.url}`, '--default-ns', registry.host, '--log-level', 'info'])
   try {
     process.stdout.write(`generating and pushing a ${SIZE / 2 ** 20} MiB blob…\n`)
     const blob = await makeBlobFile(work, SIZE, 'bench')

@@ -6,3 +6,7 @@ export const DEFAULT_FILL_IDLE_TIMEOUT_MS = 30_000
 export const READ_CHUNK_BYTES = 1024 * 1024
 /** Minimum gap between two last-access writes for one blob. */
 export const ACCESS_WRITE_INTERVAL_MS = 60_000
+/** How long a tag → digest answer is reused before asking the remote again. */
+export const DEFAULT_TAG_TTL_MS = 30_000
+/** Tags remembered for stale-if-error; the least recently used beyond this are forgotten. */
+export const MAX_CACHED_TAGS = 10_000

@@ -7,6 +7,7 @@ import {
   OCI_MANIFEST,
   UnsupportedMediaTypeError,
   baseMediaType,
+  normaliseManifestAccept,
   isIndexMediaType,
   parseManifest,
 } from './media-types.js'
@@ -65,5 +66,18 @@ describe('parseManifest', () => {
 
   it('strips parameters from Content-Type values', () => {
     expect(baseMediaType('Application/Vnd.OCI.Image.Index.v1+json ; charset=utf-8')).toBe(OCI_INDEX)
+  })
+})
+
+describe('normaliseManifestAccept', () => {
+  it('means every type when absent, a wildcard, none or all of ours are named', () => {
+    expect(normaliseManifestAccept(undefined)).toBeUndefined()
+    expect(normaliseManifestAccept('*/*')).toBeUndefined()
+    expect(normaliseManifestAccept('application/json')).toBeUndefined()
+    expect(normaliseManifestAccept([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST].join(','))).toBeUndefined()
+  })
+
+  it('keeps the named subset in canonical order, ignoring parameters', () => {
+    expect(normaliseManifestAccept(`${DOCKER_MANIFEST}; q=0.5, ${OCI_MANIFEST}`)).toBe(`${OCI_MANIFEST}, ${DOCKER_MANIFEST}`)
   })
 })

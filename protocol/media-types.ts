@@ -99,3 +99,17 @@ function descriptors(value: unknown, field: string): Descriptor[] {
     return { mediaType: r.mediaType, digest: r.digest, size: r.size }
   })
 }
+
+/**
+ * Reduces a client's `Accept` header to the manifest types Pollen serves that it names, in
+ * our canonical order, joined with ", ". Returns undefined when the header is absent, names
+ * a wildcard, names none of them, or names all of them (all mean: ask for every type).
+ */
+export function normaliseManifestAccept(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined
+  const named = new Set(header.split(',').map((part) => baseMediaType(part)))
+  if (named.has('*/*') || named.has('application/*')) return undefined
+  const accepted = MANIFEST_MEDIA_TYPES.filter((t) => named.has(t))
+  if (accepted.length === 0 || accepted.length === MANIFEST_MEDIA_TYPES.length) return undefined
+  return accepted.join(', ')
+}

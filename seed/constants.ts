@@ -1,9 +1,7 @@
 /** The seed's defaults, in one place. */
 export const DEFAULT_LISTEN = '127.0.0.1:5000'
 export const DEFAULT_DATA_DIR = './pollen-data/seed'
-export const DEFAULT_TAG_TTL_MS = 30_000
-/** Tags remembered for stale-if-error; the least recently used beyond this are forgotten. */
-export const MAX_CACHED_TAGS = 10_000
+export { DEFAULT_TAG_TTL_MS } from '../content/constants.js'
 /** Used when no --upstream is given. */
 export const DEFAULT_UPSTREAMS: Record<string, string> = { 'docker.io': 'https://registry-1.docker.io' }
 /** Token realms allowed besides the upstream's own host, per registry. */

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { pino } from 'pino'
 import { ConfigError, SEED_HELP, parseSeedArgs } from './config.js'
 import { startSeed } from './seed.js'
-import { loadDockerConfig } from './upstream/credentials.js'
+import { loadDockerConfig } from '../content/registry-client/credentials.js'
 
 /** The seed's composition root: the only place that reads argv, env and files. */
 async function main(): Promise<void> {

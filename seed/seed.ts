@@ -8,12 +8,12 @@ import { CachingSource } from '../content/caching-source.js'
 import { createOpsServer, healthHandler, type ReadinessCheck } from '../content/ops-server.js'
 import { ContentStore } from '../content/store.js'
 import type { SeedConfig } from './config.js'
-import { ManifestService } from './manifest-service.js'
+import { ManifestService } from '../content/manifest-service.js'
 import { createSeedMetrics, type SeedGaugeSources, type SeedMetrics } from './metrics.js'
 import { createRegistryServer } from './registry/server.js'
-import type { UpstreamCredentials } from './upstream/credentials.js'
-import { UpstreamBlobSource } from './upstream/upstream-blob-source.js'
-import { UpstreamRegistry } from './upstream/upstream-registry.js'
+import type { UpstreamCredentials } from '../content/registry-client/credentials.js'
+import { UpstreamBlobSource } from '../content/registry-client/upstream-blob-source.js'
+import { UpstreamRegistry } from '../content/registry-client/upstream-registry.js'
 
 export interface SeedComponents {
   logger: Logger

@@ -1,12 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import type { CachingSource } from '../../content/caching-source.js'
-import { sendBlob, sendError } from '../../content/http-response.js'
+import { headerValue, sendBlob, sendError } from '../../content/http-response.js'
+import { normaliseManifestAccept } from '../../protocol/media-types.js'
 import { PollenError, RegistryUnknownError } from '../../protocol/errors.js'
 import { repositoryKey, type Repository } from '../../protocol/reference.js'
 import { parseRegistryPath, type RegistryRoute } from '../../protocol/registry-path.js'
 import { BLOB_OPEN_DEADLINE_MS, MANIFEST_DEADLINE_MS } from '../constants.js'
-import type { ManifestService } from '../manifest-service.js'
+import type { ManifestService } from '../../content/manifest-service.js'
 import type { SeedMetrics } from '../metrics.js'
 
 export interface RegistryServerInit {
@@ -67,7 +68,8 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
       case 'manifest': {
         requireRegistry(parsed.repository)
         // The fetch may be shared with other clients, so only the deadline bounds it.
-        const m = await c.manifests.get(parsed.repository, parsed.reference, AbortSignal.timeout(MANIFEST_DEADLINE_MS))
+        const accept = normaliseManifestAccept(headerValue(req.headers.accept))
+        const m = await c.manifests.get(parsed.repository, parsed.reference, { signal: AbortSignal.timeout(MANIFEST_DEADLINE_MS), accept })
         res.writeHead(200, {
           ...API_VERSION,
           'Content-Type': m.mediaType,

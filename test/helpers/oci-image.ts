@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
-import { makeBlobFile, writeBlobFile, type BlobFile } from './blob-file.js'
+import { makeBlobFile, makeTarGzLayerFile, writeBlobFile, type BlobFile } from './blob-file.js'
 import { RegistryClient, type FetchedManifest, type RegistryAuth } from './registry-client.js'
 
-export { makeBlobFile, type BlobFile } from './blob-file.js'
+export { makeBlobFile, makeTarGzLayerFile, type BlobFile, type TarGzLayerFile } from './blob-file.js'
 export { RegistryClient, RegistryHttpError, type FetchedManifest, type RegistryAuth } from './registry-client.js'
 
 export const MEDIA_TYPES = {
@@ -31,6 +31,13 @@ export interface BuildImageOptions {
   platform?: Platform
   /** Build a Docker schema 2 manifest instead of an OCI one. */
   dockerSchema2?: boolean
+  /**
+   * `random` (default): each layer is `size` raw pseudo-random bytes, only labelled tar+gzip;
+   * fine for registries, which never look inside, but not unpackable. `tar+gzip`: each layer
+   * is a real gzip'd tar holding one file `data/layer-<i>.bin` of `size` pseudo-random bytes
+   * (blob ≈ size + a few KiB), so `ctr images pull` can unpack it.
+   */
+  layerFormat?: 'random' | 'tar+gzip'
 }
 
 export interface BuiltImage {
@@ -40,6 +47,8 @@ export interface BuiltImage {
   mediaType: string
   config: BlobFile
   layers: BlobFile[]
+  /** The config's rootfs.diff_ids, in layer order: the uncompressed tar digests for `tar+gzip`, else the layer digests. */
+  diffIds: string[]
   platform: Platform
 }
 
@@ -51,22 +60,35 @@ export interface BuiltIndex {
 }
 
 /**
- * Builds an image in `dir`: random-content layer blobs (labelled tar+gzip; registries do not
- * look inside), a config whose rootfs.diff_ids are the layer digests, and a manifest.
- * Deterministic for a given seed, sizes, platform and format.
+ * Builds an image in `dir`: layer blobs in `opts.layerFormat` (default random content
+ * labelled tar+gzip, with diff_ids equal to the layer digests; `tar+gzip` gives real
+ * archives whose diff_ids are the uncompressed tar digests), a config, and a manifest.
+ * Deterministic for a given seed, sizes, platform and formats.
  */
 export async function buildImage(dir: string, opts: BuildImageOptions): Promise<BuiltImage> {
   const platform = opts.platform ?? { os: 'linux', architecture: 'amd64' }
   const docker = opts.dockerSchema2 === true
   await mkdir(dir, { recursive: true })
   const layers: BlobFile[] = []
-  for (const [i, size] of opts.layers.entries()) layers.push(await makeBlobFile(dir, size, `${opts.seed}/layer/${i}`))
+  const diffIds: string[] = []
+  for (const [i, size] of opts.layers.entries()) {
+    const seed = `${opts.seed}/layer/${i}`
+    if (opts.layerFormat === 'tar+gzip') {
+      const layer = await makeTarGzLayerFile(dir, size, seed, `data/layer-${i}.bin`)
+      layers.push({ path: layer.path, digest: layer.digest, size: layer.size })
+      diffIds.push(layer.diffId)
+    } else {
+      const layer = await makeBlobFile(dir, size, seed)
+      layers.push(layer)
+      diffIds.push(layer.digest)
+    }
+  }
   const configJson = {
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
     config: { Labels: { 'dev.pollen.test.seed': String(opts.seed) } },
-    rootfs: { type: 'layers', diff_ids: layers.map((layer) => layer.digest) },
+    rootfs: { type: 'layers', diff_ids: diffIds },
   }
   const config = await writeBlobFile(dir, Buffer.from(JSON.stringify(configJson)))
   const mediaType = docker ? MEDIA_TYPES.dockerManifest : MEDIA_TYPES.ociManifest
@@ -79,7 +101,7 @@ export async function buildImage(dir: string, opts: BuildImageOptions): Promise<
       layers: layers.map((layer) => ({ mediaType: layerType, digest: layer.digest, size: layer.size })),
     }),
   )
-  return { manifest, manifestDigest: sha256(manifest), mediaType, config, layers, platform }
+  return { manifest, manifestDigest: sha256(manifest), mediaType, config, layers, diffIds, platform }
 }
 
 /** An OCI index (or, with dockerManifestList, a Docker manifest list) over already-built images. */

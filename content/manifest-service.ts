@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { ContentStore } from '../content/store.js'
+import type { ContentStore } from './store.js'
 import { parseDigest, type Digest } from '../protocol/digest.js'
 import { digestOf } from '../protocol/digest-verifier.js'
 import { DigestMismatchError, ManifestUnknownError, PollenError, RegistryUnknownError } from '../protocol/errors.js'
@@ -20,7 +20,7 @@ export interface Manifest {
 
 /** What the manifest service needs from an upstream registry. */
 export interface ManifestUpstream {
-  getManifest(repo: string, reference: string, opts?: { signal?: AbortSignal }): Promise<{ bytes: Buffer; mediaType: string; digest?: string }>
+  getManifest(repo: string, reference: string, opts?: { signal?: AbortSignal; accept?: string }): Promise<{ bytes: Buffer; mediaType: string; digest?: string }>
 }
 
 export interface ManifestServiceInit {
@@ -29,14 +29,15 @@ export interface ManifestServiceInit {
 
 export interface ManifestServiceComponents {
   store: ContentStore
-  upstreams: ReadonlyMap<string, ManifestUpstream>
+  /** The remote for each registry host (a Map, or a lookup that makes clients on demand). */
+  upstreams: Pick<ReadonlyMap<string, ManifestUpstream>, 'get'>
   logger: Logger
   now?: () => number
   onStaleTag?: (ns: string) => void
 }
 
 /**
- * Resolves manifests for the seed. By digest: from the store, else fetched, verified and
+ * Resolves manifests for the seed and the agent. By digest: from the store, else fetched, verified and
  * stored. By tag: from the tag cache while fresh (`tagTtlMs`), else upstream; when the
  * upstream is unavailable the last known answer is served (stale-if-error).
  * Throws ManifestUnknownError, RegistryUnknownError, ManifestInvalidError (body contradicts
@@ -55,24 +56,29 @@ export class ManifestService {
     this.#now = components.now ?? Date.now
   }
 
-  async get(repository: Repository, reference: Reference, signal?: AbortSignal): Promise<Manifest> {
+  /**
+   * `accept` is a normalised manifest Accept list (see normaliseManifestAccept): undefined asks
+   * for every manifest type; otherwise it is sent on, and tag answers are cached per list.
+   */
+  async get(repository: Repository, reference: Reference, opts: { signal?: AbortSignal; accept?: string } = {}): Promise<Manifest> {
+    const { signal, accept } = opts
     const upstream = this.#c.upstreams.get(repository.ns)
     if (upstream === undefined) throw new RegistryUnknownError(repository.ns)
     if (reference.kind === 'digest') {
       const local = await this.#fromStore(reference.digest)
       if (local !== undefined) return local
       return this.#flights.run(`${repositoryKey(repository)}@${reference.digest.value}`, () =>
-        this.#fetch(upstream, repository, reference.digest.value, reference.digest, signal),
+        this.#fetch(upstream, repository, reference.digest.value, reference.digest, signal, accept),
       )
     }
-    const key = `${repositoryKey(repository)}:${reference.tag}`
+    const key = `${repositoryKey(repository)}:${reference.tag}${accept === undefined ? '' : ` accept=${accept}`}`
     const known = this.#tags.get(key)
     if (known !== undefined && this.#now() - known.fetchedAt < this.#ttl) {
       const local = await this.#fromStore(parseDigest(known.digest))
       if (local !== undefined) return local
     }
     try {
-      const manifest = await this.#flights.run(key, () => this.#fetch(upstream, repository, reference.tag, undefined, signal))
+      const manifest = await this.#flights.run(key, () => this.#fetch(upstream, repository, reference.tag, undefined, signal, accept))
       this.#tags.set(key, { digest: manifest.digest, mediaType: manifest.mediaType, fetchedAt: this.#now() })
       return manifest
     } catch (err) {
@@ -85,8 +91,15 @@ export class ManifestService {
     }
   }
 
-  async #fetch(upstream: ManifestUpstream, repository: Repository, reference: string, expected: Digest | undefined, signal?: AbortSignal): Promise<Manifest> {
-    const got = await upstream.getManifest(repository.name, reference, { signal })
+  async #fetch(
+    upstream: ManifestUpstream,
+    repository: Repository,
+    reference: string,
+    expected: Digest | undefined,
+    signal: AbortSignal | undefined,
+    accept: string | undefined,
+  ): Promise<Manifest> {
+    const got = await upstream.getManifest(repository.name, reference, accept === undefined ? { signal } : { signal, accept })
     const algorithm = expected?.algorithm ?? (got.digest?.startsWith('sha512:') === true ? 'sha512' : 'sha256')
     const actual = digestOf(got.bytes, algorithm)
     if (expected !== undefined && actual !== expected.value) throw new DigestMismatchError(expected.value, actual)

@@ -1,4 +1,4 @@
-import type { BlobInfo, BlobSource, OpenOptions, OpenedBlob } from '../../content/blob-source.js'
+import type { BlobInfo, BlobSource, OpenOptions, OpenedBlob } from '../blob-source.js'
 import type { Digest } from '../../protocol/digest.js'
 import { RegistryUnknownError } from '../../protocol/errors.js'
 import type { Repository } from '../../protocol/reference.js'
@@ -15,11 +15,13 @@ export type UpstreamBlobs = Pick<UpstreamRegistry, 'openBlob' | 'statBlob'>
  * (BlobUnknownError, UpstreamUnavailableError, …).
  */
 export class UpstreamBlobSource implements BlobSource {
-  readonly name = 'upstream'
-  readonly #registries: ReadonlyMap<string, UpstreamBlobs>
+  readonly name: string
+  readonly #registries: Pick<ReadonlyMap<string, UpstreamBlobs>, 'get'>
 
-  constructor(registries: ReadonlyMap<string, UpstreamBlobs>) {
+  /** `registries` maps a registry host to its client (a Map, or a lookup that makes clients on demand). */
+  constructor(registries: Pick<ReadonlyMap<string, UpstreamBlobs>, 'get'>, name = 'upstream') {
     this.#registries = registries
+    this.name = name
   }
 
   async stat(digest: Digest, options: OpenOptions = {}): Promise<BlobInfo> {

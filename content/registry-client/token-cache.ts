@@ -1,4 +1,4 @@
-import { raceAbort } from '../../content/abort.js'
+import { raceAbort } from '../abort.js'
 import { TOKEN_SAFETY_MARGIN_MS } from './constants.js'
 
 /** A bearer token as issued by a token endpoint. */

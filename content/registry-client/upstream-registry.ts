@@ -78,6 +78,19 @@ export interface UpstreamManifest {
 
 const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ')
 
+export interface ManifestRequestOptions {
+  method?: 'GET' | 'HEAD'
+  signal?: AbortSignal
+  /** The `Accept` header to send; default: the four manifest and index types. */
+  accept?: string
+  /** Adds `?ns=` (the agent asking its seed for another registry's content). */
+  ns?: string
+}
+
+function nsQuery(ns: string | undefined): string {
+  return ns === undefined ? '' : `?ns=${encodeURIComponent(ns)}`
+}
+
 /**
  * The seed's client for one upstream registry's pull API. Authenticates (Basic, or Bearer
  * tokens from a realm it trusts), retries 5xx, 429 and connection failures a bounded number
@@ -137,13 +150,13 @@ export class UpstreamRegistry {
    * upstream errors: UpstreamUnauthorizedError, ForeignRealmError, UpstreamDeniedError,
    * UpstreamRateLimitedError, UpstreamUnavailableError, UpstreamRejectedError, UpstreamProtocolError.
    */
-  async getManifest(repo: string, reference: string, opts: { method?: 'GET' | 'HEAD'; signal?: AbortSignal } = {}): Promise<UpstreamManifest> {
+  async getManifest(repo: string, reference: string, opts: ManifestRequestOptions = {}): Promise<UpstreamManifest> {
     const method = opts.method ?? 'GET'
     const name = parseRepository(this.ns, repo).name
     const ref = parseReference(reference)
     const subject = this.#subject('manifest', name, reference)
     return this.#withRetries(opts.signal, async (signal) => {
-      const res = await this.#exchange(method, `/v2/${name}/manifests/${reference}`, { accept: MANIFEST_ACCEPT }, subject, signal)
+      const res = await this.#exchange(method, `/v2/${name}/manifests/${reference}${nsQuery(opts.ns)}`, { accept: opts.accept ?? MANIFEST_ACCEPT }, subject, signal)
       if (res.status !== 200) throw await responseError(res, subject)
       const length = parseLength(headerValue(res.headers, 'content-length'))
       const tooLarge = (): ManifestInvalidError => new ManifestInvalidError(`upstream ${this.ns} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes`)
@@ -176,7 +189,7 @@ export class UpstreamRegistry {
    * upstream errors listed on getManifest. The stream fails with UpstreamUnavailableError when
    * the body stalls for bodyIdleTimeoutMs or breaks, and with the signal's reason on abort.
    */
-  async openBlob(repo: string, digest: string, opts: { offset?: number; signal?: AbortSignal } = {}): Promise<{ size: number; stream: Readable }> {
+  async openBlob(repo: string, digest: string, opts: { offset?: number; signal?: AbortSignal; ns?: string } = {}): Promise<{ size: number; stream: Readable }> {
     const offset = opts.offset ?? 0
     const range = `bytes=${offset}-`
     if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeNotSatisfiableError(range, 0)
@@ -184,7 +197,7 @@ export class UpstreamRegistry {
     const d = parseDigest(digest)
     const subject = this.#subject('blob', name, d.value)
     return this.#withRetries(opts.signal, async (signal, outer) => {
-      const res = await this.#exchange('GET', `/v2/${name}/blobs/${d.value}`, offset > 0 ? { range } : {}, subject, signal)
+      const res = await this.#exchange('GET', `/v2/${name}/blobs/${d.value}${nsQuery(opts.ns)}`, offset > 0 ? { range } : {}, subject, signal)
       let size: number | undefined
       if (res.status === 200) {
         size = parseLength(headerValue(res.headers, 'content-length'))
@@ -218,12 +231,12 @@ export class UpstreamRegistry {
   }
 
   /** HEAD a blob. Returns its size. Throws like openBlob. */
-  async statBlob(repo: string, digest: string, opts: { signal?: AbortSignal } = {}): Promise<{ size: number }> {
+  async statBlob(repo: string, digest: string, opts: { signal?: AbortSignal; ns?: string } = {}): Promise<{ size: number }> {
     const name = parseRepository(this.ns, repo).name
     const d = parseDigest(digest)
     const subject = this.#subject('blob', name, d.value)
     return this.#withRetries(opts.signal, async (signal) => {
-      const res = await this.#exchange('HEAD', `/v2/${name}/blobs/${d.value}`, {}, subject, signal)
+      const res = await this.#exchange('HEAD', `/v2/${name}/blobs/${d.value}${nsQuery(opts.ns)}`, {}, subject, signal)
       if (res.status !== 200) throw await responseError(res, subject)
       await discard(res.body)
       const size = parseLength(headerValue(res.headers, 'content-length'))
