@@ -10,3 +10,11 @@ export const ACCESS_WRITE_INTERVAL_MS = 60_000
 export const DEFAULT_TAG_TTL_MS = 30_000
 /** Tags remembered for stale-if-error; the least recently used beyond this are forgotten. */
 export const MAX_CACHED_TAGS = 10_000
+/** Deadline for resolving a manifest for a client, retries included. */
+export const MANIFEST_DEADLINE_MS = 60_000
+/** Deadline for a blob request to learn the blob's size (the source's first response). */
+export const BLOB_OPEN_DEADLINE_MS = 60_000
+/** Eviction starts above this fraction of the cache size… */
+export const DEFAULT_HIGH_WATERMARK = 0.85
+/** …and stops below this one. */
+export const DEFAULT_LOW_WATERMARK = 0.7

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
 import { createReadStream, type ReadStream } from 'node:fs'
 import { mkdir, open, readdir, rename, rm, stat, unlink, access, constants as fsConstants } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -40,8 +41,9 @@ const KEY_PREFIX = 'blob:'
  * The content-addressed store: blob files named by digest under `blobs/<alg>/<xx>/<hex>`,
  * written to `tmp/` first and renamed into place only after their digest matches,
  * with a LevelDB index of size, media type, last access and repositories.
+ * Emits `commit` after a blob is committed and `delete` after one is removed.
  */
-export class ContentStore {
+export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; delete: [Digest, BlobRecord] }> {
   readonly dir: string
   readonly #logger: Logger
   readonly #now: () => number
@@ -51,6 +53,7 @@ export class ContentStore {
   #bytes = 0
 
   private constructor(init: StoreInit, components: StoreComponents) {
+    super()
     this.dir = init.dir
     this.#logger = components.logger
     this.#now = components.now ?? Date.now
@@ -146,6 +149,7 @@ export class ContentStore {
     }
     if (existing === undefined) this.#bytes += size
     await this.#db.put(KEY_PREFIX + digest.value, record)
+    this.emit('commit', digest, record)
     return record
   }
 
@@ -207,6 +211,7 @@ export class ContentStore {
     this.#bytes -= existing.size
     this.#lastAccessWrite.delete(digest.value)
     await rm(this.blobPath(digest), { force: true })
+    this.emit('delete', digest, existing)
     return true
   }
 

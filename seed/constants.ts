@@ -6,7 +6,3 @@ export { DEFAULT_TAG_TTL_MS } from '../content/constants.js'
 export const DEFAULT_UPSTREAMS: Record<string, string> = { 'docker.io': 'https://registry-1.docker.io' }
 /** Token realms allowed besides the upstream's own host, per registry. */
 export const DEFAULT_REALM_HOSTS: Record<string, string[]> = { 'docker.io': ['auth.docker.io'] }
-/** Deadline for one manifest request from a client to the upstream, retries included. */
-export const MANIFEST_DEADLINE_MS = 60_000
-/** Deadline for a blob request to learn the size of a blob (first response headers). */
-export const BLOB_OPEN_DEADLINE_MS = 60_000

@@ -10,7 +10,7 @@ import { ContentStore } from '../content/store.js'
 import type { SeedConfig } from './config.js'
 import { ManifestService } from '../content/manifest-service.js'
 import { createSeedMetrics, type SeedGaugeSources, type SeedMetrics } from './metrics.js'
-import { createRegistryServer } from './registry/server.js'
+import { createRegistryServer } from '../content/registry-server.js'
 import type { UpstreamCredentials } from '../content/registry-client/credentials.js'
 import { UpstreamBlobSource } from '../content/registry-client/upstream-blob-source.js'
 import { UpstreamRegistry } from '../content/registry-client/upstream-registry.js'
@@ -74,7 +74,17 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
   ]
   const server = createRegistryServer(
     { defaultNs: config.defaultNs, registries: new Set(upstreams.keys()) },
-    { blobs, manifests, metrics, logger: logger.child({ component: 'registry' }), health: healthHandler({ readiness }) },
+    {
+      blobs,
+      manifests,
+      logger: logger.child({ component: 'registry' }),
+      health: healthHandler({ readiness }),
+      events: {
+        request: (e) => metrics.requestDuration.observe({ method: e.method, route: e.route, status: String(e.status) }, e.seconds),
+        manifestBytes: (n) => metrics.servedBytes.inc({ kind: 'manifest' }, n),
+        blobBytes: (n) => metrics.servedBytes.inc({ kind: 'blob' }, n),
+      },
+    },
   )
   const url = await listen(server, config.listen.host, config.listen.port)
   let ops: Server | undefined

@@ -77,7 +77,7 @@ export async function makeTarGzLayerFile(dir: string, size: number, seed: string
           yield piece
         }
       },
-      createGzip(),
+      createGzip({ level: 1 }),
       async function* (gz: AsyncIterable<Buffer>) {
         for await (const chunk of gz) {
           gzHash.update(chunk)

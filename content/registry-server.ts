@@ -1,36 +1,48 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
-import type { CachingSource } from '../../content/caching-source.js'
-import { headerValue, sendBlob, sendError } from '../../content/http-response.js'
-import { normaliseManifestAccept } from '../../protocol/media-types.js'
-import { PollenError, RegistryUnknownError } from '../../protocol/errors.js'
-import { repositoryKey, type Repository } from '../../protocol/reference.js'
-import { parseRegistryPath, type RegistryRoute } from '../../protocol/registry-path.js'
-import { BLOB_OPEN_DEADLINE_MS, MANIFEST_DEADLINE_MS } from '../constants.js'
-import type { ManifestService } from '../../content/manifest-service.js'
-import type { SeedMetrics } from '../metrics.js'
+import type { CachingSource } from './caching-source.js'
+import { BLOB_OPEN_DEADLINE_MS, MANIFEST_DEADLINE_MS } from './constants.js'
+import { headerValue, sendBlob, sendError } from './http-response.js'
+import type { ManifestService } from './manifest-service.js'
+import { normaliseManifestAccept } from '../protocol/media-types.js'
+import { PollenError, RegistryUnknownError } from '../protocol/errors.js'
+import { repositoryKey, type Repository } from '../protocol/reference.js'
+import { parseRegistryPath, type RegistryRoute } from '../protocol/registry-path.js'
 
 export interface RegistryServerInit {
   /** The registry that a request without `?ns=` means. */
   defaultNs: string
-  /** Registries this seed serves (the keys of its upstream map). */
-  registries: ReadonlySet<string>
+  /** When given, only these registries are served; any other `ns` is NAME_UNKNOWN. */
+  registries?: ReadonlySet<string>
+  /**
+   * Answer 403 DENIED where the error would be 401 UNAUTHORIZED: a mirror must never
+   * challenge containerd, which would then try to authenticate against it.
+   */
+  neverChallenge?: boolean
+}
+
+/** What happened, for metrics. */
+export interface RegistryServerEvents {
+  request?(e: { method: string; route: string; status: number; seconds: number }): void
+  manifestBytes?(n: number): void
+  /** Blob body bytes sent; `cached` when they came from a committed blob rather than a fill. */
+  blobBytes?(n: number, cached: boolean): void
 }
 
 export interface RegistryServerComponents {
   blobs: CachingSource
   manifests: ManifestService
-  metrics: SeedMetrics
   logger: Logger
   /** Answers /healthz and /readyz on this listener too. */
   health: (req: IncomingMessage, res: ServerResponse) => boolean
+  events?: RegistryServerEvents
 }
 
 const API_VERSION = { 'Docker-Distribution-API-Version': 'registry/2.0' }
 
 /**
- * The seed's OCI pull API: `GET`/`HEAD` of `/v2/`, manifests and blobs, `?ns=` selecting
- * the upstream. Every failure is answered as OCI error JSON; nothing here writes outside the store.
+ * The OCI pull API that seed and agent serve: `GET`/`HEAD` of `/v2/`, manifests and blobs,
+ * `?ns=` selecting the registry. Every failure is answered as OCI error JSON; nothing here writes outside the store.
  */
 export function createRegistryServer(init: RegistryServerInit, c: RegistryServerComponents): Server {
   const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
@@ -38,11 +50,11 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
     let route = 'other'
     res.once('close', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9
-      c.metrics.requestDuration.observe({ method: req.method ?? '', route, status: String(res.statusCode) }, seconds)
+      c.events?.request?.({ method: req.method ?? '', route, status: res.statusCode, seconds })
     })
     handle(req, res, (r) => (route = r)).catch((err: unknown) => {
       if (!(err instanceof PollenError)) c.logger.error({ err, url: req.url, method: req.method }, 'request failed')
-      sendError(res, err)
+      sendError(res, init.neverChallenge === true && err instanceof PollenError && err.ociCode === 'UNAUTHORIZED' ? asDenied(err) : err)
     })
   })
   server.on('clientError', (_err, socket) => {
@@ -80,7 +92,7 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
         if (req.method === 'HEAD') res.end()
         else {
           res.end(m.bytes)
-          c.metrics.servedBytes.inc({ kind: 'manifest' }, m.bytes.byteLength)
+          c.events?.manifestBytes?.(m.bytes.byteLength)
         }
         return
       }
@@ -93,14 +105,14 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
           c.logger.warn({ digest: parsed.digest.value, repository: repositoryKey(parsed.repository), err: (err as Error).message }, 'blob response cut short')
           return { bytes: 0, status: res.statusCode }
         })
-        c.metrics.servedBytes.inc({ kind: 'blob' }, result.bytes)
+        c.events?.blobBytes?.(result.bytes, blob.cached)
         return
       }
     }
   }
 
   function requireRegistry(repository: Repository): void {
-    if (!init.registries.has(repository.ns)) throw new RegistryUnknownError(repository.ns)
+    if (init.registries !== undefined && !init.registries.has(repository.ns)) throw new RegistryUnknownError(repository.ns)
   }
 }
 
@@ -111,4 +123,8 @@ function requestSignal(res: ServerResponse, deadlineMs: number): AbortSignal {
     if (!res.writableFinished) gone.abort(new Error('client disconnected'))
   })
   return AbortSignal.any([gone.signal, AbortSignal.timeout(deadlineMs)])
+}
+
+function asDenied(err: PollenError): PollenError {
+  return new PollenError('AccessDeniedError', 'DENIED', err.message)
 }
