@@ -1,5 +1,93 @@
 #!/usr/bin/env node
-// The edge agent is built in the next milestone (the registry mirror for containerd).
-// Until then this entry point says so plainly instead of pretending to work.
-process.stderr.write('pollen-agent: the edge agent is not implemented yet; run pollen-seed (see README)\n')
-process.exit(2)
+import { readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { pino, type Logger } from 'pino'
+import { loadDockerConfig, type UpstreamCredentials } from '../content/registry-client/credentials.js'
+import { ConfigError } from '../protocol/config-values.js'
+import { startAgent } from './agent.js'
+import { AGENT_HELP, parseAgentArgs, parseConfigureArgs, type AgentConfig } from './config.js'
+import { mirrorUrl, writeHostsFiles } from './containerd-hosts.js'
+import { seedRemote, standaloneRemote } from './remote.js'
+
+/** The agent's composition root: the only place that reads argv, env and files. */
+async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'configure-containerd') {
+    const config = parseOrExit(() => parseConfigureArgs(argv.slice(1)))
+    if (config === 'help') return void process.stdout.write(AGENT_HELP)
+    const results = await writeHostsFiles(config.hostsDir, config.all ? ['_default'] : config.registries, mirrorUrl(config.agent.listen))
+    for (const r of results) process.stdout.write(`${r.action} ${r.path}${r.backup === undefined ? '' : ` (previous file kept as ${r.backup})`}\n`)
+    return
+  }
+  const config = parseOrExit(() => parseAgentArgs(argv))
+  if (config === 'help') return void process.stdout.write(AGENT_HELP)
+  const logger = pino({ level: config.logLevel, base: { service: 'pollen-agent' } })
+  const credentials = config.seed === undefined ? await standaloneCredentials(logger) : new Map<string, UpstreamCredentials>()
+  const agent = await startAgent(config, {
+    logger,
+    remote: (metrics) => remoteFor(config, credentials, logger, metrics.remoteRequests, metrics.remoteBytes),
+  })
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'shutting down')
+    agent.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGINT', () => stop('SIGINT'))
+  process.once('SIGTERM', () => stop('SIGTERM'))
+}
+
+function remoteFor(
+  config: AgentConfig,
+  credentials: ReadonlyMap<string, UpstreamCredentials>,
+  logger: Logger,
+  requests: { inc(labels: { code: string }): void },
+  bytes: { inc(n: number): void },
+) {
+  const c = { logger: logger.child({ component: config.seed === undefined ? 'upstream' : 'seed-client' }), metrics: { request: (_r: string, code: string) => requests.inc({ code }), bytes: (_r: string, n: number) => bytes.inc(n) } }
+  return config.seed === undefined ? standaloneRemote(credentials, c) : seedRemote(config.seed, c)
+}
+
+/** Standalone mode's credentials: the Docker client's config.json, when there is one. */
+async function standaloneCredentials(logger: Logger): Promise<Map<string, UpstreamCredentials>> {
+  const path = join(process.env.DOCKER_CONFIG ?? join(homedir(), '.docker'), 'config.json')
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch {
+    logger.info({ path }, 'standalone mode: no Docker credentials file; pulling anonymously')
+    return new Map()
+  }
+  try {
+    const credentials = loadDockerConfig(text)
+    logger.info({ path, registries: [...credentials.keys()] }, 'standalone mode: using Docker credentials')
+    return credentials
+  } catch (err) {
+    logger.warn({ path, err: (err as Error).message }, 'standalone mode: ignoring unreadable Docker credentials file')
+    return new Map()
+  }
+}
+
+function parseOrExit<T>(parse: () => T): T {
+  try {
+    return parse()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`pollen-agent: ${err.message}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`pollen-agent: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})

@@ -26,7 +26,7 @@ export function sendError(res: ServerResponse, err: unknown): void {
 
 export interface BlobResponseResult {
   status: number
-  /** Body bytes written (0 for HEAD). */
+  /** Body bytes delivered (0 for HEAD; the call rejects when the body was cut short). */
   bytes: number
 }
 
@@ -57,8 +57,6 @@ export async function sendBlob(req: IncomingMessage, res: ServerResponse, handle
   }
   const body = await handle.read(start, end)
   res.writeHead(status, headers)
-  let bytes = 0
-  body.on('data', (chunk: Buffer) => (bytes += chunk.byteLength))
   try {
     await pipeline(body, res)
   } catch (err) {
@@ -66,7 +64,7 @@ export async function sendBlob(req: IncomingMessage, res: ServerResponse, handle
     if (!res.destroyed) res.destroy()
     throw err
   }
-  return { status, bytes }
+  return { status, bytes: length }
 }
 
 /** The first value of a header that may repeat. */

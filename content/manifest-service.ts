@@ -34,6 +34,8 @@ export interface ManifestServiceComponents {
   logger: Logger
   now?: () => number
   onStaleTag?: (ns: string) => void
+  /** Called when a remote's manifest bytes did not match the digest asked for or announced. */
+  onDigestMismatch?: (ns: string) => void
 }
 
 /**
@@ -99,11 +101,17 @@ export class ManifestService {
     signal: AbortSignal | undefined,
     accept: string | undefined,
   ): Promise<Manifest> {
-    const got = await upstream.getManifest(repository.name, reference, accept === undefined ? { signal } : { signal, accept })
+    const got = await upstream.getManifest(repository.name, reference, accept === undefined ? { signal } : { signal, accept }).catch((err: unknown) => {
+      if (err instanceof DigestMismatchError) this.#c.onDigestMismatch?.(repository.ns)
+      throw err
+    })
     const algorithm = expected?.algorithm ?? (got.digest?.startsWith('sha512:') === true ? 'sha512' : 'sha256')
     const actual = digestOf(got.bytes, algorithm)
-    if (expected !== undefined && actual !== expected.value) throw new DigestMismatchError(expected.value, actual)
-    if (got.digest !== undefined && got.digest.startsWith(`${algorithm}:`) && got.digest !== actual) throw new DigestMismatchError(got.digest, actual)
+    const announced = expected?.value ?? (got.digest?.startsWith(`${algorithm}:`) === true ? got.digest : undefined)
+    if (announced !== undefined && actual !== announced) {
+      this.#c.onDigestMismatch?.(repository.ns)
+      throw new DigestMismatchError(announced, actual)
+    }
     const { mediaType } = parseManifest(got.bytes, got.mediaType)
     await this.#c.store.putBuffer(parseDigest(actual), got.bytes, { mediaType, repository: repositoryKey(repository) })
     return { bytes: got.bytes, mediaType, digest: actual, stale: false }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { NameInvalidError, ReferenceInvalidError, DigestInvalidError } from './errors.js'
-import { isTag, parseReference, parseRegistryHost, parseRepository } from './reference.js'
+import { defaultRegistryUrl, isTag, parseReference, parseRegistryHost, parseRepository } from './reference.js'
 
 describe('parseRegistryHost', () => {
   it('means docker.io when ns is absent, and normalises Docker Hub aliases', () => {
@@ -62,5 +62,16 @@ describe('parseReference and isTag', () => {
 
   it('rejects a malformed digest reference with DigestInvalidError', () => {
     expect(() => parseReference('sha256:XYZ')).toThrow(DigestInvalidError)
+  })
+})
+
+describe('defaultRegistryUrl', () => {
+  it('uses Docker Hub\'s API host, plain HTTP on loopback and HTTPS elsewhere', () => {
+    expect(defaultRegistryUrl('docker.io')).toBe('https://registry-1.docker.io')
+    expect(defaultRegistryUrl('127.0.0.1:5055')).toBe('http://127.0.0.1:5055')
+    expect(defaultRegistryUrl('localhost:5000')).toBe('http://localhost:5000')
+    expect(defaultRegistryUrl('[::1]:5000')).toBe('http://[::1]:5000')
+    expect(defaultRegistryUrl('ghcr.io')).toBe('https://ghcr.io')
+    expect(defaultRegistryUrl('127.example.com')).toBe('https://127.example.com')
   })
 })

@@ -77,3 +77,14 @@ function clip(input: string): string {
   const cut = input.length > 80 ? `${input.slice(0, 80)}…` : input
   return cut.replace(/[^\x20-\x7e]/g, '?')
 }
+
+/**
+ * The API base URL of a registry host as clients reach it by default: Docker Hub's API host
+ * for `docker.io`, plain HTTP for loopback hosts, HTTPS for everything else.
+ */
+export function defaultRegistryUrl(ns: string): string {
+  if (ns === DOCKER_HUB) return 'https://registry-1.docker.io'
+  const hostname = ns.startsWith('[') ? ns.slice(0, ns.indexOf(']') + 1) : (ns.split(':')[0] ?? '')
+  const loopback = hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname)
+  return `${loopback ? 'http' : 'https'}://${ns}`
+}

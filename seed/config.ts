@@ -1,12 +1,7 @@
 import { parseArgs } from 'node:util'
-import { parseRegistryHost } from '../protocol/reference.js'
-import { UnitParseError, parseDuration } from '../protocol/units.js'
+export { ConfigError, parseHostPort } from '../protocol/config-values.js'
+import { ConfigError, durationFlag, logLevelFlag, parseHostPort, registryHostFlag, type HostPort } from '../protocol/config-values.js'
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_REALM_HOSTS, DEFAULT_TAG_TTL_MS, DEFAULT_UPSTREAMS } from './constants.js'
-
-export interface HostPort {
-  host: string
-  port: number
-}
 
 export interface UpstreamConfig {
   /** Canonical registry host, the `ns` agents ask for. */
@@ -26,17 +21,6 @@ export interface SeedConfig {
   tagTtlMs: number
   defaultNs: string
   logLevel: string
-}
-
-/** A configuration value that cannot be used; `key` names the flag. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError'
-  constructor(
-    readonly key: string,
-    message: string,
-  ) {
-    super(`invalid --${key}: ${message}`)
-  }
 }
 
 export const SEED_HELP = `Usage: pollen-seed [options]
@@ -91,20 +75,19 @@ export function parseSeedArgs(argv: string[]): SeedConfig | 'help' {
   const upstreams = parseUpstreams(values.upstream ?? Object.entries(DEFAULT_UPSTREAMS).map(([ns, url]) => `${ns}=${url}`))
   for (const spec of values['realm-host'] ?? []) {
     const [ns, host] = splitPair('realm-host', spec)
-    const upstream = upstreams.find((u) => u.ns === parseNs('realm-host', ns))
+    const upstream = upstreams.find((u) => u.ns === registryHostFlag('realm-host', ns))
     if (upstream === undefined) throw new ConfigError('realm-host', `"${ns}" is not an --upstream`)
     upstream.realmHosts.push(host.toLowerCase())
   }
-  const defaultNs = parseNs('default-ns', values['default-ns'] ?? 'docker.io')
-  const logLevel = values['log-level'] ?? 'info'
-  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) throw new ConfigError('log-level', `unknown level "${logLevel}"`)
+  const defaultNs = registryHostFlag('default-ns', values['default-ns'] ?? 'docker.io')
+  const logLevel = logLevelFlag(values['log-level'] ?? 'info')
   return {
     listen: parseHostPort('listen', values.listen ?? DEFAULT_LISTEN),
     dataDir: values.data ?? DEFAULT_DATA_DIR,
     upstreams,
     credentialsFile: values.credentials,
     metricsListen: values['metrics-listen'] === undefined ? undefined : parseHostPort('metrics-listen', values['metrics-listen']),
-    tagTtlMs: values['tag-ttl'] === undefined ? DEFAULT_TAG_TTL_MS : parseDurationFlag('tag-ttl', values['tag-ttl']),
+    tagTtlMs: values['tag-ttl'] === undefined ? DEFAULT_TAG_TTL_MS : durationFlag('tag-ttl', values['tag-ttl']),
     defaultNs,
     logLevel,
   }
@@ -114,7 +97,7 @@ function parseUpstreams(specs: string[]): UpstreamConfig[] {
   const out: UpstreamConfig[] = []
   for (const spec of specs) {
     const [nsRaw, url] = splitPair('upstream', spec)
-    const ns = parseNs('upstream', nsRaw)
+    const ns = registryHostFlag('upstream', nsRaw)
     let parsed: URL
     try {
       parsed = new URL(url)
@@ -133,29 +116,4 @@ function splitPair(key: string, spec: string): [string, string] {
   const eq = spec.indexOf('=')
   if (eq <= 0 || eq === spec.length - 1) throw new ConfigError(key, `"${spec}" must look like NAME=VALUE`)
   return [spec.slice(0, eq), spec.slice(eq + 1)]
-}
-
-function parseNs(key: string, ns: string): string {
-  try {
-    return parseRegistryHost(ns)
-  } catch (err) {
-    throw new ConfigError(key, (err as Error).message)
-  }
-}
-
-function parseDurationFlag(key: string, value: string): number {
-  try {
-    return parseDuration(value)
-  } catch (err) {
-    if (err instanceof UnitParseError) throw new ConfigError(key, err.message)
-    throw err
-  }
-}
-
-/** Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces). */
-export function parseHostPort(key: string, value: string): HostPort {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value)
-  const port = Number(m?.[3])
-  if (m === null || !(port >= 0 && port <= 65535)) throw new ConfigError(key, `"${value}" must look like HOST:PORT`)
-  return { host: m[1] ?? (m[2] === '' || m[2] === undefined ? '0.0.0.0' : m[2]), port }
 }

@@ -1,0 +1,132 @@
+import { once } from 'node:events'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import { Registry } from 'prom-client'
+import { CachingSource } from '../content/caching-source.js'
+import { Evictor } from '../content/evictor.js'
+import { ManifestService } from '../content/manifest-service.js'
+import { createOpsServer, healthHandler, type ReadinessCheck } from '../content/ops-server.js'
+import { createRegistryServer } from '../content/registry-server.js'
+import { ContentStore } from '../content/store.js'
+import { DigestMismatchError } from '../protocol/errors.js'
+import type { AgentConfig } from './config.js'
+import { createAgentMetrics, type AgentGaugeSources, type AgentMetrics } from './metrics.js'
+import type { Remote } from './remote.js'
+
+export interface AgentComponents {
+  logger: Logger
+  /** Builds the agent's remote (the seed, or upstreams when standalone) with the agent's metrics. */
+  remote: (metrics: AgentMetrics) => Remote
+}
+
+export interface RunningAgent {
+  /** `http://host:port` of the mirror. */
+  url: string
+  /** `http://host:port` of the ops listener, when configured. */
+  opsUrl?: string
+  metrics: AgentMetrics
+  close(): Promise<void>
+}
+
+/**
+ * Builds and starts the agent: store → evictor → read-through cache over the remote →
+ * manifest service → mirror server (and ops server). The read path is a chain of BlobSources,
+ * so the peer source slots in between the cache and the remote.
+ */
+export async function startAgent(config: AgentConfig, c: AgentComponents): Promise<RunningAgent> {
+  const { logger } = c
+  const store = await ContentStore.open({ dir: join(config.dataDir, 'content') }, { logger: logger.child({ component: 'store' }) })
+  const gauges: AgentGaugeSources = { cacheBytes: () => store.bytes, cacheCapacity: () => config.cacheSize }
+  const metrics = createAgentMetrics(new Registry(), gauges)
+  const evictor = new Evictor(
+    { maxBytes: config.cacheSize, highWatermark: config.highWatermark, lowWatermark: config.lowWatermark },
+    {
+      store,
+      logger: logger.child({ component: 'evictor' }),
+      onEvict: (_digest, bytes) => {
+        metrics.evictions.inc()
+        metrics.evictedBytes.inc(bytes)
+      },
+    },
+  )
+  const detachEvictor = evictor.attach()
+  const remote = c.remote(metrics)
+  const blobs = new CachingSource(
+    {},
+    {
+      store,
+      source: remote.blobs,
+      logger: logger.child({ component: 'fill' }),
+      onFillSettled: (outcome, err) => {
+        metrics.fills.inc({ outcome })
+        if (err instanceof DigestMismatchError) metrics.digestMismatch.inc({ source: remote.name })
+      },
+    },
+  )
+  gauges.inflightFills = () => blobs.inflight
+  const manifests = new ManifestService(
+    { tagTtlMs: config.tagTtlMs },
+    {
+      store,
+      upstreams: remote.manifests,
+      logger: logger.child({ component: 'manifests' }),
+      onStaleTag: (registry) => metrics.staleTagsServed.inc({ registry }),
+      onDigestMismatch: () => metrics.digestMismatch.inc({ source: remote.name }),
+    },
+  )
+  const readiness = async (): Promise<ReadinessCheck[]> => [
+    await store.checkWritable().then(
+      () => ({ name: 'store', ok: true }),
+      (err: Error) => ({ name: 'store', ok: false, detail: `data directory not writable: ${err.message}` }),
+    ),
+  ]
+  const server = createRegistryServer(
+    { defaultNs: config.defaultNs, neverChallenge: true },
+    {
+      blobs,
+      manifests,
+      logger: logger.child({ component: 'mirror' }),
+      health: healthHandler({ readiness }),
+      events: {
+        request: (e) => {
+          metrics.requests.inc({ kind: e.route, code: String(e.status) })
+          metrics.requestDuration.observe({ kind: e.route }, e.seconds)
+        },
+        manifestBytes: (n) => metrics.manifestBytes.inc(n),
+        blobBytes: (n, cached) => metrics.blobBytes.inc({ source: cached ? 'local' : remote.name }, n),
+      },
+    },
+  )
+  const url = await listen(server, config.listen.host, config.listen.port)
+  let ops: Server | undefined
+  let opsUrl: string | undefined
+  if (config.metricsListen !== undefined) {
+    ops = createOpsServer({ readiness, metrics: metrics.registry })
+    opsUrl = await listen(ops, config.metricsListen.host, config.metricsListen.port)
+  }
+  logger.info({ url, opsUrl, remote: remote.name, seed: config.seed, cacheSize: config.cacheSize, cached: store.bytes }, 'agent listening')
+  return {
+    url,
+    opsUrl,
+    metrics,
+    async close() {
+      detachEvictor()
+      server.closeAllConnections()
+      ops?.closeAllConnections()
+      await Promise.all([new Promise((r) => server.close(r)), ops === undefined ? undefined : new Promise((r) => ops.close(r))])
+      await remote.close()
+      await store.close()
+    },
+  }
+}
+
+/** Listens and returns `http://host:port`. */
+export async function listen(server: Server, host: string, port: number): Promise<string> {
+  server.listen(port, host)
+  await once(server, 'listening')
+  const address = server.address() as AddressInfo
+  const h = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `http://${h}:${address.port}`
+}

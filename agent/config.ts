@@ -1,0 +1,143 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+export { ConfigError } from '../protocol/config-values.js'
+import { ConfigError, durationFlag, logLevelFlag, parseHostPort, registryHostFlag, sizeFlag, type HostPort } from '../protocol/config-values.js'
+import { DEFAULT_TAG_TTL_MS } from '../content/constants.js'
+import { DEFAULT_CACHE_SIZE, DEFAULT_DATA_DIR, DEFAULT_HOSTS_DIR, DEFAULT_LISTEN, DEFAULT_NS } from './constants.js'
+
+export interface AgentConfig {
+  listen: HostPort
+  dataDir: string
+  /** The seed's base URL; undefined runs standalone with an embedded upstream client. */
+  seed?: string
+  metricsListen?: HostPort
+  cacheSize: number
+  highWatermark: number
+  lowWatermark: number
+  defaultNs: string
+  tagTtlMs: number
+  logLevel: string
+}
+
+export interface ConfigureContainerdConfig {
+  agent: AgentConfig
+  hostsDir: string
+  /** Registries to point at the agent; empty with `all` for `_default`. */
+  registries: string[]
+  all: boolean
+}
+
+export const AGENT_HELP = `Usage: pollen-agent [options]
+       pollen-agent configure-containerd --hosts-dir DIR (--registry NAME … | --all) [options]
+
+The Pollen agent: containerd's registry mirror on an edge node, with a verified local cache
+and the seed behind it. Without --seed it runs standalone: a caching mirror that pulls from
+the registries itself, with credentials from ~/.docker/config.json if present.
+
+Options:
+  --listen HOST:PORT          Address of the mirror (default ${DEFAULT_LISTEN}).
+  --data DIR                  Data directory (default ${DEFAULT_DATA_DIR}).
+  --seed URL                  The seed's URL, e.g. http://seed.internal:5000. Omit for standalone.
+  --metrics-listen HOST:PORT  Serve /metrics, /healthz and /readyz here (off by default;
+                              /healthz and /readyz are always on --listen too).
+  --cache-size SIZE           Cache capacity (default ${DEFAULT_CACHE_SIZE}); 10GiB, 500MB, bytes.
+  --cache-high-watermark F    Start evicting above this fraction of --cache-size (default 0.85).
+  --cache-low-watermark F     Evict down to this fraction (default 0.70).
+  --default-ns NS             Registry meant by requests without ?ns= (default ${DEFAULT_NS}).
+  --tag-ttl DURATION          How long a tag's digest is reused before asking again (default ${DEFAULT_TAG_TTL_MS / 1000}s).
+  --log-level LEVEL           trace, debug, info, warn, error (default info).
+  -h, --help                  Show this help.
+
+configure-containerd writes DIR/<registry>/hosts.toml files that make containerd pull through
+this agent's --listen address, keeping the registry as the fallback server:
+  --hosts-dir DIR             containerd's hosts directory (default ${DEFAULT_HOSTS_DIR}).
+  --registry NAME             A registry to mirror (docker.io, ghcr.io, …). Repeatable.
+  --all                       Mirror every registry (writes DIR/_default/hosts.toml).
+`
+
+const AGENT_OPTIONS = {
+  listen: { type: 'string' },
+  data: { type: 'string' },
+  seed: { type: 'string' },
+  'metrics-listen': { type: 'string' },
+  'cache-size': { type: 'string' },
+  'cache-high-watermark': { type: 'string' },
+  'cache-low-watermark': { type: 'string' },
+  'default-ns': { type: 'string' },
+  'tag-ttl': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+/** Parses `pollen-agent [options]`. Throws ConfigError naming the bad flag. */
+export function parseAgentArgs(argv: string[]): AgentConfig | 'help' {
+  const values = parse(argv, AGENT_OPTIONS)
+  if (values.help === true) return 'help'
+  return agentConfig(values)
+}
+
+/** Parses `pollen-agent configure-containerd …` (argv after the subcommand). */
+export function parseConfigureArgs(argv: string[]): ConfigureContainerdConfig | 'help' {
+  const values = parse(argv, {
+    ...AGENT_OPTIONS,
+    'hosts-dir': { type: 'string' },
+    registry: { type: 'string', multiple: true },
+    all: { type: 'boolean' },
+  } as const)
+  if (values.help === true) return 'help'
+  const registries = ((values.registry as string[] | undefined) ?? []).map((r) => registryHostFlag('registry', r))
+  const all = values.all === true
+  if (all === (registries.length > 0)) throw new ConfigError('registry', 'give one or more --registry NAME, or --all')
+  const hostsDir = values['hosts-dir']
+  return { agent: agentConfig(values), hostsDir: typeof hostsDir === 'string' ? hostsDir : DEFAULT_HOSTS_DIR, registries, all }
+}
+
+type Values = Record<string, string | boolean | string[] | undefined>
+
+function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>): Values {
+  try {
+    return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values as Values
+  } catch (err) {
+    throw new ConfigError('arguments', (err as Error).message)
+  }
+}
+
+function agentConfig(values: Values): AgentConfig {
+  const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined)
+  const seed = str('seed')
+  if (seed !== undefined) {
+    let url: URL
+    try {
+      url = new URL(seed)
+    } catch {
+      throw new ConfigError('seed', `"${seed}" is not a URL`)
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('seed', 'must be http:// or https://')
+  }
+  const cacheSize = sizeFlag('cache-size', str('cache-size') ?? DEFAULT_CACHE_SIZE)
+  if (cacheSize <= 0) throw new ConfigError('cache-size', 'must be larger than 0')
+  const highWatermark = fraction('cache-high-watermark', str('cache-high-watermark'), 0.85)
+  const lowWatermark = fraction('cache-low-watermark', str('cache-low-watermark'), 0.7)
+  if (lowWatermark >= highWatermark) throw new ConfigError('cache-low-watermark', 'must be below --cache-high-watermark')
+  const logLevel = logLevelFlag(str('log-level') ?? 'info')
+  const metrics = str('metrics-listen')
+  const ttl = str('tag-ttl')
+  return {
+    listen: parseHostPort('listen', str('listen') ?? DEFAULT_LISTEN),
+    dataDir: str('data') ?? DEFAULT_DATA_DIR,
+    seed: seed === undefined ? undefined : new URL(seed).origin,
+    metricsListen: metrics === undefined ? undefined : parseHostPort('metrics-listen', metrics),
+    cacheSize,
+    highWatermark,
+    lowWatermark,
+    defaultNs: registryHostFlag('default-ns', str('default-ns') ?? DEFAULT_NS),
+    tagTtlMs: ttl === undefined ? DEFAULT_TAG_TTL_MS : durationFlag('tag-ttl', ttl),
+    logLevel,
+  }
+}
+
+function fraction(key: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!(n > 0 && n <= 1)) throw new ConfigError(key, `"${value}" must be a fraction in (0, 1]`)
+  return n
+}

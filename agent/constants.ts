@@ -1,0 +1,10 @@
+/** The agent's defaults, in one place. */
+export const DEFAULT_LISTEN = '127.0.0.1:5050'
+export const DEFAULT_DATA_DIR = './pollen-data/agent'
+export const DEFAULT_CACHE_SIZE = '10GiB'
+export const DEFAULT_NS = 'docker.io'
+/** The seed hop is on the fleet's network: fail over to stale answers quickly. */
+export const SEED_REQUEST_TIMEOUT_MS = 15_000
+export const SEED_MAX_RETRIES = 2
+/** Containerd's default certs.d directory. */
+export const DEFAULT_HOSTS_DIR = '/etc/containerd/certs.d'

@@ -1,0 +1,57 @@
+import { parseRegistryHost } from './reference.js'
+import { UnitParseError, parseDuration, parseSize } from './units.js'
+
+/** Parsing of command-line values shared by the agent's and the seed's configuration. No I/O. */
+
+/** A configuration value that cannot be used; `key` names the flag. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(`invalid --${key}: ${message}`)
+  }
+}
+
+export interface HostPort {
+  host: string
+  port: number
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+
+/** Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces). Throws ConfigError. */
+export function parseHostPort(key: string, value: string): HostPort {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value)
+  const port = Number(m?.[3])
+  if (m === null || !(port >= 0 && port <= 65535)) throw new ConfigError(key, `"${value}" must look like HOST:PORT`)
+  return { host: m[1] ?? (m[2] === '' || m[2] === undefined ? '0.0.0.0' : m[2]), port }
+}
+
+/** A registry host flag, canonicalised. Throws ConfigError. */
+export function registryHostFlag(key: string, value: string): string {
+  return asConfigError(key, () => parseRegistryHost(value))
+}
+
+export function durationFlag(key: string, value: string): number {
+  return asConfigError(key, () => parseDuration(value))
+}
+
+export function sizeFlag(key: string, value: string): number {
+  return asConfigError(key, () => parseSize(value))
+}
+
+export function logLevelFlag(value: string): string {
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) throw new ConfigError('log-level', `unknown level "${value}" (${LOG_LEVELS.join(', ')})`)
+  return value
+}
+
+function asConfigError<T>(key: string, fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    if (err instanceof UnitParseError || (err instanceof Error && err.name === 'NameInvalidError')) throw new ConfigError(key, err.message)
+    throw err
+  }
+}
