@@ -7,6 +7,7 @@ import { DigestVerifier } from '../protocol/digest-verifier.js'
 import { PollenError, SizeMismatchError } from '../protocol/errors.js'
 import type { BlobInfo, BlobSource } from './blob-source.js'
 import { DEFAULT_FILL_IDLE_TIMEOUT_MS, DEFAULT_FILL_RESUMES, READ_CHUNK_BYTES } from './constants.js'
+import { FileAppender } from './file-appender.js'
 import { asStoreError, type BlobRecord, type ContentStore } from './store.js'
 import type { Repository } from '../protocol/reference.js'
 import { repositoryKey } from '../protocol/reference.js'
@@ -30,6 +31,7 @@ export interface FillComponents {
 /** Errors after which resuming the same blob cannot help. */
 function isFatal(err: unknown): boolean {
   if (!(err instanceof PollenError)) return false
+  if (err.name === 'StoreFullError') return true
   return err.ociCode !== 'UNAVAILABLE' && err.ociCode !== 'TOOMANYREQUESTS' && err.name !== 'SizeMismatchError'
 }
 
@@ -104,12 +106,18 @@ export class Fill extends EventEmitter {
     } catch (err) {
       throw asStoreError(err)
     }
+    const appender = new FileAppender(this.#handle, 0, (total) => {
+      this.written = total
+      this.emit('progress')
+    })
+    /** Bytes received and hashed; ahead of `written` by what is queued for the disk. */
+    let received = 0
     let failures = 0
     for (;;) {
       const abort = new AbortController()
       const idle = setTimeout(() => abort.abort(new PollenError('SourceStalledError', 'UNAVAILABLE', `source ${source.name} stalled for ${idleMs} ms`)), idleMs)
       try {
-        const opened = await source.open(this.digest, { offset: this.written, repository: this.#init.repository, signal: abort.signal })
+        const opened = await source.open(this.digest, { offset: received, repository: this.#init.repository, signal: abort.signal })
         if (this.size === undefined) {
           this.size = opened.size
           this.#mediaType ??= opened.mediaType
@@ -120,42 +128,32 @@ export class Fill extends EventEmitter {
         }
         for await (const chunk of opened.stream as AsyncIterable<Buffer>) {
           idle.refresh()
-          if (this.written + chunk.byteLength > this.size) {
+          if (received + chunk.byteLength > this.size) {
             opened.stream.destroy()
-            throw new SizeMismatchError(this.size, this.written + chunk.byteLength)
+            throw new SizeMismatchError(this.size, received + chunk.byteLength)
           }
           verifier.update(chunk)
-          await this.#write(chunk)
-          this.emit('progress')
+          received += chunk.byteLength
+          await appender.append(chunk)
         }
-        if (this.written === this.size) break
-        throw new PollenError('SourceTruncatedError', 'UNAVAILABLE', `source ${source.name} ended at byte ${this.written} of ${this.size}`)
+        if (received === this.size) break
+        throw new PollenError('SourceTruncatedError', 'UNAVAILABLE', `source ${source.name} ended at byte ${received} of ${this.size}`)
       } catch (err) {
         const reason = abort.signal.aborted ? abort.signal.reason : err
-        if (isFatal(reason) || failures >= maxResumes || (reason instanceof SizeMismatchError && this.written > (this.size ?? 0))) throw reason
+        if (isFatal(reason) || failures >= maxResumes || (reason instanceof SizeMismatchError && received > (this.size ?? 0))) throw reason
         failures++
-        logger.warn({ digest: this.digest.value, at: this.written, attempt: failures, err: (reason as Error).message }, 'fill source failed; resuming')
+        logger.warn({ digest: this.digest.value, at: received, attempt: failures, err: (reason as Error).message }, 'fill source failed; resuming')
       } finally {
         clearTimeout(idle)
       }
     }
+    await appender.drain()
     verifier.verify()
     await this.#handle.sync().catch((err: unknown) => {
       throw asStoreError(err)
     })
     const repository = this.#init.repository === undefined ? undefined : repositoryKey(this.#init.repository)
     return store.commit(this.#temp, this.digest, this.written, { mediaType: this.#mediaType, repository })
-  }
-
-  async #write(chunk: Buffer): Promise<void> {
-    let off = 0
-    while (off < chunk.byteLength) {
-      const { bytesWritten } = await this.#handle!.write(chunk, off, chunk.byteLength - off, this.written).catch((err: unknown) => {
-        throw asStoreError(err)
-      })
-      off += bytesWritten
-      this.written += bytesWritten
-    }
   }
 
   #settle(): void {

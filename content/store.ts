@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import { parseDigest, type Digest } from '../protocol/digest.js'
 import { DigestVerifier } from '../protocol/digest-verifier.js'
 import { BlobUnknownError, StoreFullError } from '../protocol/errors.js'
-import { ACCESS_WRITE_INTERVAL_MS } from './constants.js'
+import { ACCESS_WRITE_INTERVAL_MS, READ_CHUNK_BYTES } from './constants.js'
 
 /** One blob's index record. */
 export interface BlobRecord {
@@ -108,7 +108,7 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
       throw err
     })
     const unpin = this.pin(digest)
-    const stream = handle.createReadStream({ start: range?.start, end: range?.end })
+    const stream = handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: READ_CHUNK_BYTES })
     stream.once('close', unpin)
     void this.touch(digest)
     return stream
