@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { makeBlobFile, pushBlob } from '../test/helpers/oci-image.js'
 import { startRegistry } from '../test/helpers/registry.js'
-import { startSeedProcess } from '../test/helpers/seed-process.js'
+import { startSeedProcess } from '../test/helpers/pollen-process.js'
 import { cpuSeconds, peakRss, resetPeakRss } from './proc-stats.js'
 
 const SIZE = Number(process.env.SIZE_MIB ?? 1024) * 1024 * 1024

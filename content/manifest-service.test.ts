@@ -76,6 +76,16 @@ describe('ManifestService', () => {
     expect(stale).toEqual(['r.io'])
   })
 
+  it('keeps the last known answer across a restart, for stale-if-error', async () => {
+    await service.get(repo, { kind: 'tag', tag: 'v1' })
+    const restarted = new ManifestService({ tagTtlMs: 30_000 }, { store, upstreams: new Map([['r.io', upstream]]), logger, now: () => now })
+    now += 60_000
+    upstream.failWith = new UpstreamUnavailableError('down')
+    const got = await restarted.get(repo, { kind: 'tag', tag: 'v1' })
+    expect(got.stale).toBe(true)
+    expect(got.bytes.equals(manifest)).toBe(true)
+  })
+
   it('does not serve a stale answer when the upstream says the tag is gone', async () => {
     await service.get(repo, { kind: 'tag', tag: 'v1' })
     now += 60_000

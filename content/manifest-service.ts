@@ -7,7 +7,7 @@ import { MAX_MANIFEST_BYTES, isManifestMediaType, parseManifest } from '../proto
 import { repositoryKey, type Reference, type Repository } from '../protocol/reference.js'
 import { DEFAULT_TAG_TTL_MS } from './constants.js'
 import { SingleFlight } from './single-flight.js'
-import { TagCache } from './tag-cache.js'
+import { TagCache, type TagEntry } from './tag-cache.js'
 
 /** A manifest as served: exact bytes, media type and digest. */
 export interface Manifest {
@@ -74,14 +74,16 @@ export class ManifestService {
       )
     }
     const key = `${repositoryKey(repository)}:${reference.tag}${accept === undefined ? '' : ` accept=${accept}`}`
-    const known = this.#tags.get(key)
+    const known = this.#tags.get(key) ?? (await this.#persistedTag(key))
     if (known !== undefined && this.#now() - known.fetchedAt < this.#ttl) {
       const local = await this.#fromStore(parseDigest(known.digest))
       if (local !== undefined) return local
     }
     try {
       const manifest = await this.#flights.run(key, () => this.#fetch(upstream, repository, reference.tag, undefined, signal, accept))
-      this.#tags.set(key, { digest: manifest.digest, mediaType: manifest.mediaType, fetchedAt: this.#now() })
+      const entry = { digest: manifest.digest, mediaType: manifest.mediaType, fetchedAt: this.#now() }
+      this.#tags.set(key, entry)
+      await this.#c.store.putRecord(`tag:${key}`, entry).catch((err: unknown) => this.#c.logger.warn({ err }, 'could not persist a tag answer'))
       return manifest
     } catch (err) {
       if (known === undefined || !isUnavailable(err)) throw err
@@ -115,6 +117,14 @@ export class ManifestService {
     const { mediaType } = parseManifest(got.bytes, got.mediaType)
     await this.#c.store.putBuffer(parseDigest(actual), got.bytes, { mediaType, repository: repositoryKey(repository) })
     return { bytes: got.bytes, mediaType, digest: actual, stale: false }
+  }
+
+  /** The tag answer persisted by an earlier run (kept for stale-if-error across restarts). */
+  async #persistedTag(key: string): Promise<TagEntry | undefined> {
+    const entry = await this.#c.store.getRecord<TagEntry>(`tag:${key}`).catch(() => undefined)
+    if (entry === undefined || typeof entry.digest !== 'string' || typeof entry.fetchedAt !== 'number') return undefined
+    this.#tags.set(key, entry)
+    return entry
   }
 
   async #fromStore(digest: Digest): Promise<Manifest | undefined> {

@@ -36,6 +36,7 @@ export interface CommitMeta {
 }
 
 const KEY_PREFIX = 'blob:'
+const RECORD_PREFIX = 'record:'
 
 /**
  * The content-addressed store: blob files named by digest under `blobs/<alg>/<xx>/<hex>`,
@@ -220,6 +221,16 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
     for await (const [key, record] of this.#db.iterator({ gte: KEY_PREFIX, lt: `${KEY_PREFIX}\xff` })) {
       yield [parseDigest(key.slice(KEY_PREFIX.length)), record]
     }
+  }
+
+  /** A small JSON record kept beside the index (tag answers), or undefined. */
+  async getRecord<T>(key: string): Promise<T | undefined> {
+    return (await this.#db.get(RECORD_PREFIX + key)) as T | undefined
+  }
+
+  /** Stores a small JSON record beside the index; survives restarts. */
+  async putRecord(key: string, value: unknown): Promise<void> {
+    await this.#db.put(RECORD_PREFIX + key, value as BlobRecord)
   }
 
   /** Resolves when the data directory is writable; rejects otherwise. */

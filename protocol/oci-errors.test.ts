@@ -34,6 +34,12 @@ describe('parseRange', () => {
     expect(contentRange({ start: 3, end: 5 }, 10)).toBe('bytes 3-5/10')
   })
 
+  it('refuses malformed bytes ranges with RangeNotSatisfiableError', () => {
+    for (const h of ['bytes=abc', 'bytes=-', 'bytes=1-2-3', 'bytes=99999999999999999999-', 'bytes= 1-2']) {
+      expect(() => parseRange(h, 10)).toThrow(RangeNotSatisfiableError)
+    }
+  })
+
   it('ignores absent, multi-part and foreign-unit ranges', () => {
     expect(parseRange(undefined, 10)).toBeUndefined()
     expect(parseRange('bytes=0-1,3-4', 10)).toBeUndefined()

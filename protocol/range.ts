@@ -8,14 +8,17 @@ export interface ByteRange {
 }
 
 /**
- * Parses an HTTP `Range` header for a blob of `size` bytes. Returns undefined when there
- * is no header, or it is not a single `bytes=` range (the whole blob is then served, as
- * RFC 9110 allows). Throws RangeNotSatisfiableError for a range past the end.
+ * Parses an HTTP `Range` header for a blob of `size` bytes. Returns undefined when there is
+ * no header, it names another unit, or it asks for several ranges (the whole blob is then
+ * served, as RFC 9110 allows). Throws RangeNotSatisfiableError for a malformed `bytes=`
+ * range and for one past the end.
  */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
   if (header === undefined || header === '') return undefined
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
-  if (m === null || (m[1] === '' && m[2] === '')) return undefined
+  const text = header.trim()
+  if (!/^bytes=/i.test(text) || text.includes(',')) return undefined
+  const m = /^bytes=(\d{0,16})-(\d{0,16})$/i.exec(text)
+  if (m === null || (m[1] === '' && m[2] === '')) throw new RangeNotSatisfiableError(header.slice(0, 100), size)
   const [first, last] = [m[1] ?? '', m[2] ?? '']
   if (first === '') {
     const suffix = Number(last)

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildImage, buildIndex, makeBlobFile, pushBlob, pushImage, pushIndex, type BuiltImage, type BuiltIndex } from './helpers/oci-image.js'
 import { startRegistry, type RunningRegistry } from './helpers/registry.js'
 import { describeWithBinaries } from './helpers/requirements.js'
-import { startSeedProcess, type SeedProcess } from './helpers/seed-process.js'
+import { startSeedProcess, type SeedProcess } from './helpers/pollen-process.js'
 import { blobDigestsInDir, skopeoCopyToDir } from './helpers/skopeo.js'
 import { startTokenServer, type TokenServer } from './helpers/token-server.js'
 

@@ -3,10 +3,16 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
-const SEED_MAIN = fileURLToPath(new URL('../../dist/seed/main.js', import.meta.url))
+const MAIN = {
+  seed: fileURLToPath(new URL('../../dist/seed/main.js', import.meta.url)),
+  agent: fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url)),
+}
 const START_TIMEOUT_MS = 20_000
 
-export interface SeedProcess {
+export type SeedProcess = PollenProcess
+export type AgentProcess = PollenProcess
+
+export interface PollenProcess {
   /** `http://127.0.0.1:PORT` of the registry API. */
   url: string
   /** `127.0.0.1:PORT`, the form used in image references. */
@@ -20,6 +26,7 @@ export interface SeedProcess {
   /** Reads one metric's value (sum over series matching `labels`) from /metrics. */
   metric(name: string, labels?: Record<string, string>): Promise<number>
   stop(): Promise<void>
+  kill(): Promise<void>
   child: ChildProcess
 }
 
@@ -27,8 +34,22 @@ export interface SeedProcess {
  * Runs the built `pollen-seed` (dist/seed/main.js) as a child process on free loopback ports
  * with the given extra flags, and resolves once it logged that it is listening.
  */
-export async function startSeedProcess(args: string[]): Promise<SeedProcess> {
-  const child = spawn(process.execPath, [SEED_MAIN, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', ...args], {
+export function startSeedProcess(args: string[]): Promise<SeedProcess> {
+  return startPollenProcess('seed', ['--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', ...args])
+}
+
+/**
+ * Runs the built `pollen-agent` with the given flags (`--listen` defaults to a free loopback
+ * port when not given), and resolves once it logged that it is listening.
+ */
+export function startAgentProcess(args: string[]): Promise<AgentProcess> {
+  const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0']
+  return startPollenProcess('agent', [...listen, '--metrics-listen', '127.0.0.1:0', ...args])
+}
+
+/** Runs `pollen-<which>` with exactly `args` and resolves once it logged that it is listening. */
+export async function startPollenProcess(which: 'seed' | 'agent', args: string[]): Promise<PollenProcess> {
+  const child = spawn(process.execPath, [MAIN[which], ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const logs: Array<Record<string, unknown>> = []
@@ -41,13 +62,13 @@ export async function startSeedProcess(args: string[]): Promise<SeedProcess> {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>
         logs.push(entry)
-        if (entry.msg === 'seed listening') resolve(entry)
+        if (entry.msg === `${which} listening`) resolve(entry)
       } catch {
         /* not a log line */
       }
     })
-    child.once('exit', (code) => reject(new Error(`pollen-seed exited with ${code} before listening:\n${raw}`)))
-    setTimeout(() => reject(new Error(`pollen-seed did not listen within ${START_TIMEOUT_MS} ms:\n${raw}`)), START_TIMEOUT_MS).unref()
+    child.once('exit', (code) => reject(new Error(`pollen-${which} exited with ${code} before listening:\n${raw}`)))
+    setTimeout(() => reject(new Error(`pollen-${which} did not listen within ${START_TIMEOUT_MS} ms:\n${raw}`)), START_TIMEOUT_MS).unref()
   })
   let ready: Record<string, unknown>
   try {
@@ -76,6 +97,12 @@ export async function startSeedProcess(args: string[]): Promise<SeedProcess> {
         if (Object.entries(labels).every(([k, v]) => series.includes(`${k}="${v}"`))) sum += Number(m[3])
       }
       return sum
+    },
+    /** Kills the process with SIGKILL, as a crash would. */
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGKILL')
+      await once(child, 'exit')
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return

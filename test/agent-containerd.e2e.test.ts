@@ -1,0 +1,104 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startContainerd, type RunningContainerd } from './helpers/containerd.js'
+import { freePort } from './helpers/free-port.js'
+import { buildImage, buildIndex, pushImage, pushIndex, type BuiltImage, type BuiltIndex } from './helpers/oci-image.js'
+import { startAgentProcess, startSeedProcess, type AgentProcess, type SeedProcess } from './helpers/pollen-process.js'
+import { configureContainerd, seedArgsFor, writeDockerConfig } from './helpers/pollen-stack.js'
+import { startRegistry, type RunningRegistry } from './helpers/registry.js'
+import { describeWithBinaries } from './helpers/requirements.js'
+
+const USER = { username: 'alice', password: 'edge nodes never see this' }
+const MiB = 1024 * 1024
+
+describeWithBinaries(['containerd', 'ctr', 'docker-registry'], 'agent as containerd mirror, with a real seed and docker-registry', () => {
+  let work: string
+  let registry: RunningRegistry
+  let seed: SeedProcess
+  let agent: AgentProcess
+  let ctd: RunningContainerd
+  let agentPort: number
+  let hostsDir: string
+  let image: BuiltImage
+  let index: BuiltIndex
+  const agentArgs = (): string[] => ['--listen', `127.0.0.1:${agentPort}`, '--data', join(work, 'agent'), '--seed', seed.url, '--tag-ttl', '0s', '--cache-size', '1GiB']
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'pollen-e2e-agent-'))
+    registry = await startRegistry({ auth: { kind: 'htpasswd', users: { [USER.username]: USER.password } } })
+    image = await buildImage(join(work, 'img'), { layers: [200_000, MiB, 2 * MiB], seed: 'agent-app', layerFormat: 'tar+gzip' })
+    await pushImage(registry.url, 'team/app', 'v1', image, USER)
+    const amd = await buildImage(join(work, 'amd'), { layers: [300_000], seed: 'agent-amd', layerFormat: 'tar+gzip' })
+    const arm = await buildImage(join(work, 'arm'), { layers: [310_000], seed: 'agent-arm', layerFormat: 'tar+gzip', platform: { os: 'linux', architecture: 'arm64' } })
+    index = buildIndex([
+      { image: amd, platform: amd.platform },
+      { image: arm, platform: arm.platform },
+    ])
+    await pushIndex(registry.url, 'team/multi', 'latest', index, USER)
+    const creds = await writeDockerConfig(work, registry.host, USER.username, USER.password)
+    seed = await startSeedProcess(seedArgsFor(registry, join(work, 'seed'), creds))
+    agentPort = await freePort()
+    agent = await startAgentProcess(agentArgs())
+    hostsDir = join(work, 'certs.d')
+    const out = await configureContainerd(['--hosts-dir', hostsDir, '--registry', registry.host, '--listen', `127.0.0.1:${agentPort}`])
+    expect(out).toContain('created')
+    ctd = await startContainerd()
+  })
+
+  afterAll(async () => {
+    await ctd?.stop()
+    await agent?.stop()
+    await seed?.stop()
+    await registry?.stop()
+    if (work !== undefined) await rm(work, { recursive: true, force: true })
+  })
+
+  it('writes a hosts.toml that keeps the registry as the fallback server', async () => {
+    const toml = await readFile(join(hostsDir, registry.host, 'hosts.toml'), 'utf8')
+    expect(toml).toContain(`server = "${registry.url}"`)
+    expect(toml).toContain(`[host."http://127.0.0.1:${agentPort}"]`)
+    expect(toml).toContain('capabilities = ["pull", "resolve"]')
+    expect(await configureContainerd(['--hosts-dir', hostsDir, '--registry', registry.host, '--listen', `127.0.0.1:${agentPort}`])).toContain('unchanged')
+  })
+
+  it('(a) lets containerd pull a multi-layer image and a multi-arch index through the agent, with no registry password', async () => {
+    await ctd.pull(`${registry.host}/team/app:v1`, { hostsDir })
+    await ctd.pull(`${registry.host}/team/multi:latest`, { hostsDir, allPlatforms: true })
+    const content = new Set(await ctd.contentDigests())
+    for (const blob of [image.config, ...image.layers]) expect(content.has(blob.digest)).toBe(true)
+    for (const child of index.children) for (const layer of child.image.layers) expect(content.has(layer.digest)).toBe(true)
+    const imageBytes = image.layers.reduce((n, l) => n + l.size, 0)
+    expect(await agent.metric('pollen_agent_blob_bytes_total', { source: 'seed' })).toBeGreaterThanOrEqual(imageBytes)
+    expect(await agent.metric('pollen_agent_requests_total', { kind: 'manifest', code: '200' })).toBeGreaterThan(0)
+    expect(await agent.metric('pollen_agent_cache_bytes')).toBeGreaterThanOrEqual(imageBytes)
+    const log = await registry.readLog()
+    expect(log).not.toMatch(/containerd\/1\.6/)
+  })
+
+  it('(c) lets containerd pull from the upstream server while the agent is stopped', async () => {
+    await agent.stop()
+    try {
+      await ctd.removeAllContent()
+      await ctd.ctr(['images', 'pull', '--hosts-dir', hostsDir, '--snapshotter', ctd.snapshotter, '--user', `${USER.username}:${USER.password}`, `${registry.host}/team/app:v1`])
+      const log = await registry.readLog()
+      expect(log).toMatch(/containerd\/1\.6/)
+    } finally {
+      agent = await startAgentProcess(agentArgs())
+    }
+  })
+
+  it('(b) pulls from the agent cache, and resolves the tag from its stale answer, when seed and upstream are both down', async () => {
+    await ctd.removeAllContent()
+    await seed.stop()
+    await registry.stop()
+    const localBefore = await agent.metric('pollen_agent_blob_bytes_total', { source: 'local' })
+    await ctd.pull(`${registry.host}/team/app:v1`, { hostsDir })
+    const content = new Set(await ctd.contentDigests())
+    for (const blob of [image.config, ...image.layers]) expect(content.has(blob.digest)).toBe(true)
+    expect((await agent.metric('pollen_agent_blob_bytes_total', { source: 'local' })) - localBefore).toBeGreaterThanOrEqual(image.layers.reduce((n, l) => n + l.size, 0))
+    expect(await agent.metric('pollen_agent_stale_tags_served_total')).toBeGreaterThanOrEqual(1)
+    expect(agent.output()).toMatch(/serving last known tag answer/)
+  })
+})
