@@ -1,13 +1,11 @@
-import { once } from 'node:events'
 import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { CachingSource } from '../content/caching-source.js'
 import { Evictor } from '../content/evictor.js'
 import { ManifestService } from '../content/manifest-service.js'
-import { createOpsServer, healthHandler, type ReadinessCheck } from '../content/ops-server.js'
+import { closeServers, createOpsServer, healthHandler, listen, storeReadiness, type ReadinessCheck } from '../content/ops-server.js'
 import { createRegistryServer } from '../content/registry-server.js'
 import { ContentStore } from '../content/store.js'
 import { DigestMismatchError } from '../protocol/errors.js'
@@ -76,12 +74,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
       onDigestMismatch: () => metrics.digestMismatch.inc({ source: remote.name }),
     },
   )
-  const readiness = async (): Promise<ReadinessCheck[]> => [
-    await store.checkWritable().then(
-      () => ({ name: 'store', ok: true }),
-      (err: Error) => ({ name: 'store', ok: false, detail: `data directory not writable: ${err.message}` }),
-    ),
-  ]
+  const readiness = async (): Promise<ReadinessCheck[]> => [await storeReadiness(store)]
   const server = createRegistryServer(
     { defaultNs: config.defaultNs, neverChallenge: true },
     {
@@ -113,20 +106,9 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
     metrics,
     async close() {
       detachEvictor()
-      server.closeAllConnections()
-      ops?.closeAllConnections()
-      await Promise.all([new Promise((r) => server.close(r)), ops === undefined ? undefined : new Promise((r) => ops.close(r))])
+      await closeServers(server, ops)
       await remote.close()
       await store.close()
     },
   }
-}
-
-/** Listens and returns `http://host:port`. */
-export async function listen(server: Server, host: string, port: number): Promise<string> {
-  server.listen(port, host)
-  await once(server, 'listening')
-  const address = server.address() as AddressInfo
-  const h = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return `http://${h}:${address.port}`
 }

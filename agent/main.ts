@@ -9,6 +9,7 @@ import { startAgent } from './agent.js'
 import { AGENT_HELP, parseAgentArgs, parseConfigureArgs, type AgentConfig } from './config.js'
 import { mirrorUrl, writeHostsFiles } from './containerd-hosts.js'
 import { seedRemote, standaloneRemote } from './remote.js'
+import { stopOnSignals } from '../content/process-signals.js'
 
 /** The agent's composition root: the only place that reads argv, env and files. */
 async function main(argv: string[]): Promise<void> {
@@ -27,21 +28,7 @@ async function main(argv: string[]): Promise<void> {
     logger,
     remote: (metrics) => remoteFor(config, credentials, logger, metrics.remoteRequests, metrics.remoteBytes),
   })
-  let stopping = false
-  const stop = (signal: string): void => {
-    if (stopping) return
-    stopping = true
-    logger.info({ signal }, 'shutting down')
-    agent.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed')
-        process.exit(1)
-      },
-    )
-  }
-  process.once('SIGINT', () => stop('SIGINT'))
-  process.once('SIGTERM', () => stop('SIGTERM'))
+  stopOnSignals(logger, () => agent.close())
 }
 
 function remoteFor(

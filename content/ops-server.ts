@@ -1,4 +1,6 @@
+import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
 
 /** One readiness check's outcome, as shown in the `/readyz` body. */
@@ -58,4 +60,32 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   const json = JSON.stringify(body)
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json) })
   res.end(json)
+}
+
+/** The readiness check every component has: its data directory is writable. */
+export async function storeReadiness(store: { checkWritable(): Promise<void> }): Promise<ReadinessCheck> {
+  return store.checkWritable().then(
+    () => ({ name: 'store', ok: true }),
+    (err: Error) => ({ name: 'store', ok: false, detail: `data directory not writable: ${err.message}` }),
+  )
+}
+
+/** Listens on host:port and returns `http://host:port` (the port actually bound). */
+export async function listen(server: Server, host: string, port: number): Promise<string> {
+  server.listen(port, host)
+  await once(server, 'listening')
+  const address = server.address() as AddressInfo
+  const h = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `http://${h}:${address.port}`
+}
+
+/** Closes servers after cutting their open connections (in-flight downloads end). */
+export async function closeServers(...servers: Array<Server | undefined>): Promise<void> {
+  await Promise.all(
+    servers.map(async (server) => {
+      if (server === undefined) return
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }),
+  )
 }

@@ -4,6 +4,7 @@ import { pino } from 'pino'
 import { ConfigError, SEED_HELP, parseSeedArgs } from './config.js'
 import { startSeed } from './seed.js'
 import { loadDockerConfig } from '../content/registry-client/credentials.js'
+import { stopOnSignals } from '../content/process-signals.js'
 
 /** The seed's composition root: the only place that reads argv, env and files. */
 async function main(): Promise<void> {
@@ -32,21 +33,7 @@ async function main(): Promise<void> {
     }
   }
   const seed = await startSeed(config, { logger, credentials })
-  let stopping = false
-  const stop = (signal: string): void => {
-    if (stopping) return
-    stopping = true
-    logger.info({ signal }, 'shutting down')
-    seed.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed')
-        process.exit(1)
-      },
-    )
-  }
-  process.once('SIGINT', () => stop('SIGINT'))
-  process.once('SIGTERM', () => stop('SIGTERM'))
+  stopOnSignals(logger, () => seed.close())
 }
 
 main().catch((err: unknown) => {

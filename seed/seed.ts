@@ -1,11 +1,9 @@
-import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { CachingSource } from '../content/caching-source.js'
-import { createOpsServer, healthHandler, type ReadinessCheck } from '../content/ops-server.js'
+import { closeServers, createOpsServer, healthHandler, listen, storeReadiness, type ReadinessCheck } from '../content/ops-server.js'
 import { ContentStore } from '../content/store.js'
 import type { SeedConfig } from './config.js'
 import { ManifestService } from '../content/manifest-service.js'
@@ -66,12 +64,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
     { tagTtlMs: config.tagTtlMs },
     { store, upstreams, logger: logger.child({ component: 'manifests' }), onStaleTag: (registry) => metrics.staleTagsServed.inc({ registry }) },
   )
-  const readiness = async (): Promise<ReadinessCheck[]> => [
-    await store.checkWritable().then(
-      () => ({ name: 'store', ok: true }),
-      (err: Error) => ({ name: 'store', ok: false, detail: `data directory not writable: ${err.message}` }),
-    ),
-  ]
+  const readiness = async (): Promise<ReadinessCheck[]> => [await storeReadiness(store)]
   const server = createRegistryServer(
     { defaultNs: config.defaultNs, registries: new Set(upstreams.keys()) },
     {
@@ -99,19 +92,9 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
     opsUrl,
     metrics,
     async close() {
-      server.closeAllConnections()
-      ops?.closeAllConnections()
-      await Promise.all([new Promise((r) => server.close(r)), ops === undefined ? undefined : new Promise((r) => ops.close(r))])
+      await closeServers(server, ops)
       await Promise.all([...upstreams.values()].map((u) => u.close()))
       await store.close()
     },
   }
-}
-
-async function listen(server: Server, host: string, port: number): Promise<string> {
-  server.listen(port, host)
-  await once(server, 'listening')
-  const address = server.address() as AddressInfo
-  const h = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return `http://${h}:${address.port}`
 }

@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { exitOf, stopProcess, type Exit } from './child-exit.js'
 
 export interface ContainerdOptions {
   /** Parent of the daemon's fresh temp dir; default `/tmp` (the socket path must stay < 100 bytes). */
@@ -66,7 +67,6 @@ export class CtrError extends Error {
 
 const NAMESPACE = 'pollen-test'
 const SOCKET_PATH_LIMIT = 100
-const KILL_GRACE_MS = 5_000
 const CTR_TIMEOUT_MS = 60_000
 /** Plugins that cannot work (or must not run) in a private, unprivileged-ish test daemon. */
 const DISABLED_PLUGINS = [
@@ -239,22 +239,6 @@ function scrubbedEnv(): NodeJS.ProcessEnv {
   return env
 }
 
-interface Exit {
-  code: number | null
-  signal: NodeJS.Signals | null
-  error?: Error
-}
-
-function exitOf(child: ChildProcess): Promise<Exit> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
-  }
-  return new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }))
-    child.once('error', (error) => resolve({ code: null, signal: null, error }))
-  })
-}
-
 async function waitUntilReady(ctr: RunningContainerd['ctr'], exited: Promise<Exit>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let exit: Exit | undefined
@@ -274,17 +258,6 @@ async function waitUntilReady(ctr: RunningContainerd['ctr'], exited: Promise<Exi
     await sleep(100)
   }
   throw new Error(`not ready within ${timeoutMs} ms (${lastProblem})`)
-}
-
-async function stopProcess(child: ChildProcess, exited: Promise<Exit>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS)
-  try {
-    await exited
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 /** Unmounts (deepest first, lazily if busy) every mount point under `dir`, then removes it. */

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { bcryptHash } from './bcrypt.js'
 import { freePort } from './free-port.js'
+import { exitOf, stopProcess, type Exit } from './child-exit.js'
 
 export interface HtpasswdAuth {
   kind: 'htpasswd'
@@ -66,7 +67,6 @@ export interface RunningRegistry {
 
 const HOST = '127.0.0.1'
 const START_ATTEMPTS = 3
-const KILL_GRACE_MS = 5_000
 
 /**
  * Starts a docker-registry (distribution 2.8) on 127.0.0.1:<free port> with filesystem
@@ -209,22 +209,6 @@ function scrubbedEnv(): NodeJS.ProcessEnv {
   return env
 }
 
-interface Exit {
-  code: number | null
-  signal: NodeJS.Signals | null
-  error?: Error
-}
-
-function exitOf(child: ChildProcess): Promise<Exit> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
-  }
-  return new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }))
-    child.once('error', (error) => resolve({ code: null, signal: null, error }))
-  })
-}
-
 async function waitUntilReady(url: string, exited: Promise<Exit>, timeoutMs: number, logPath: string): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let exit: Exit | undefined
@@ -248,13 +232,3 @@ async function waitUntilReady(url: string, exited: Promise<Exit>, timeoutMs: num
   throw new Error(`not ready within ${timeoutMs} ms (${lastProblem}); log at ${logPath}`)
 }
 
-async function stopProcess(child: ChildProcess, exited: Promise<Exit>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS)
-  try {
-    await exited
-  } finally {
-    clearTimeout(timer)
-  }
-}
