@@ -8,7 +8,6 @@ import { ManifestService } from '../content/manifest-service.js'
 import { closeServers, createOpsServer, healthHandler, listen, storeReadiness, type ReadinessCheck } from '../content/ops-server.js'
 import { createRegistryServer } from '../content/registry-server.js'
 import { ContentStore } from '../content/store.js'
-import { DigestMismatchError } from '../protocol/errors.js'
 import type { AgentConfig } from './config.js'
 import { createAgentMetrics, type AgentGaugeSources, type AgentMetrics } from './metrics.js'
 import type { Remote } from './remote.js'
@@ -57,10 +56,8 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
       store,
       source: remote.blobs,
       logger: logger.child({ component: 'fill' }),
-      onFillSettled: (outcome, err) => {
-        metrics.fills.inc({ outcome })
-        if (err instanceof DigestMismatchError) metrics.digestMismatch.inc({ source: remote.name })
-      },
+      onFillSettled: (outcome) => metrics.fills.inc({ outcome }),
+      onMismatch: (source) => metrics.digestMismatch.inc({ source }),
     },
   )
   gauges.inflightFills = () => blobs.inflight
@@ -88,7 +85,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
           metrics.requestDuration.observe({ kind: e.route }, e.seconds)
         },
         manifestBytes: (n) => metrics.manifestBytes.inc(n),
-        blobBytes: (n, cached) => metrics.blobBytes.inc({ source: cached ? 'local' : remote.name }, n),
+        blobBytes: (n, source) => metrics.blobBytes.inc({ source }, n),
       },
     },
   )

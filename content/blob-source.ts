@@ -22,6 +22,8 @@ export interface OpenOptions {
 export interface OpenedBlob extends BlobInfo {
   /** The bytes from `offset` to the end. Unverified unless the source says otherwise. */
   stream: Readable
+  /** Which source served it, when this source chains others (`peer`, `seed`, …). */
+  source?: string
 }
 
 /**
@@ -33,4 +35,10 @@ export interface BlobSource {
   readonly name: string
   stat(digest: Digest, options?: OpenOptions): Promise<BlobInfo>
   open(digest: Digest, options?: OpenOptions): Promise<OpenedBlob>
+  /**
+   * Called when bytes this source served for `digest` did not match it. Returns true when the
+   * source can serve another copy (having stopped using the one that lied), so the fill may
+   * start over; absent or false makes the mismatch final.
+   */
+  retryAfterMismatch?(digest: Digest): Promise<boolean>
 }

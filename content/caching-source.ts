@@ -19,12 +19,16 @@ export interface CachingSourceComponents {
   logger: Logger
   /** Called once per fill when it settles; for metrics. */
   onFillSettled?: (outcome: 'committed' | 'failed', error?: Error) => void
+  /** Called with the source's name each time its bytes failed verification. */
+  onMismatch?: (source: string) => void
 }
 
 /** An acquired blob: its size is known, and any byte range of it can be read. */
 export interface BlobHandle extends BlobInfo {
   /** True when the blob was already committed locally (a cache hit). */
   cached: boolean
+  /** For a fill: the name of the source its first bytes came from. */
+  source?: string
   /** Bytes [start, end] inclusive. Fails with the fill's error if the fill fails. */
   read(start: number, end: number): Promise<Readable>
 }
@@ -83,7 +87,7 @@ export class CachingSource implements BlobSource {
     }
     const fill = this.#fills.get(digest.value) ?? this.#startFill(digest, options)
     const info = await raceAbort(fill.ready, options.signal)
-    return { ...info, cached: false, read: async (start, end) => fill.createReader(start, end) }
+    return { ...info, cached: false, source: fill.source, read: async (start, end) => fill.createReader(start, end) }
   }
 
   async open(digest: Digest, options: OpenOptions = {}): Promise<OpenedBlob> {
@@ -96,7 +100,7 @@ export class CachingSource implements BlobSource {
   #startFill(digest: Digest, options: OpenOptions): Fill {
     const fill = new Fill(
       { digest, repository: options.repository, maxResumes: this.#init.maxResumes, idleTimeoutMs: this.#init.idleTimeoutMs },
-      { store: this.#c.store, source: this.#c.source, logger: this.#c.logger },
+      { store: this.#c.store, source: this.#c.source, logger: this.#c.logger, onMismatch: this.#c.onMismatch },
     )
     this.#fills.set(digest.value, fill)
     fill.done.then(

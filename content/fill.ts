@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Digest } from '../protocol/digest.js'
 import { DigestVerifier } from '../protocol/digest-verifier.js'
-import { PollenError, SizeMismatchError } from '../protocol/errors.js'
+import { DigestMismatchError, PollenError, SizeMismatchError } from '../protocol/errors.js'
 import type { BlobInfo, BlobSource } from './blob-source.js'
 import { DEFAULT_FILL_IDLE_TIMEOUT_MS, DEFAULT_FILL_RESUMES, READ_CHUNK_BYTES } from './constants.js'
 import { FileAppender } from './file-appender.js'
@@ -26,7 +26,12 @@ export interface FillComponents {
   store: ContentStore
   source: BlobSource
   logger: Logger
+  /** Called with the source's name each time bytes from it failed verification. */
+  onMismatch?: (source: string) => void
 }
+
+/** How many times a fill starts over after a mismatch, when its source offers other copies. */
+const MAX_MISMATCH_RESTARTS = 2
 
 /** Errors after which resuming the same blob cannot help. */
 function isFatal(err: unknown): boolean {
@@ -42,6 +47,8 @@ function isFatal(err: unknown): boolean {
  * `ready` resolves with the blob's size once the source answered; `done` resolves with the
  * committed record, or rejects (DigestMismatchError, BlobUnknownError, …) and then every
  * reader fails with that error. Readers never see the final byte before verification.
+ * When the bytes do not match and the source can offer another copy (retryAfterMismatch),
+ * the fill starts over; readers that had the bad bytes fail, later readers get the new ones.
  */
 export class Fill extends EventEmitter {
   readonly digest: Digest
@@ -58,6 +65,13 @@ export class Fill extends EventEmitter {
   #readers = 0
   #settled = false
   #unpin: () => void
+  /** Bumped when a mismatched fill starts over; readers of an older generation fail. */
+  #generation = 0
+  #resetError: Error | undefined
+  /** Names of the sources whose bytes went into the current attempt. */
+  readonly #contributors = new Set<string>()
+  /** The name of the source the first bytes came from (for metrics). */
+  source: string | undefined
   #mediaType: string | undefined
 
   constructor(init: FillInit, components: FillComponents) {
@@ -97,16 +111,48 @@ export class Fill extends EventEmitter {
   }
 
   async #run(resolveReady: (info: BlobInfo) => void): Promise<BlobRecord> {
-    const { store, source, logger } = this.#c
-    const maxResumes = this.#init.maxResumes ?? DEFAULT_FILL_RESUMES
-    const idleMs = this.#init.idleTimeoutMs ?? DEFAULT_FILL_IDLE_TIMEOUT_MS
-    const verifier = new DigestVerifier(this.digest)
+    const { store } = this.#c
     try {
       this.#handle = await open(this.#temp, 'wx+')
     } catch (err) {
       throw asStoreError(err)
     }
-    const appender = new FileAppender(this.#handle, 0, (total) => {
+    for (let restarts = 0; ; restarts++) {
+      const verifier = await this.#download(this.#handle, resolveReady)
+      try {
+        verifier.verify()
+        break
+      } catch (err) {
+        if (!(err instanceof DigestMismatchError)) throw err
+        for (const name of this.#contributors) this.#c.onMismatch?.(name)
+        const retry = restarts < MAX_MISMATCH_RESTARTS && (await this.#c.source.retryAfterMismatch?.(this.digest)) === true
+        if (!retry) throw err
+        this.#c.logger.warn({ digest: this.digest.value, sources: [...this.#contributors] }, 'fill bytes did not match the digest; starting over from another source')
+        this.#resetError = err
+        this.#generation++
+        this.written = 0
+        this.#contributors.clear()
+        await this.#handle.truncate(0)
+        this.emit('progress')
+      }
+    }
+    await this.#handle.sync().catch((err: unknown) => {
+      throw asStoreError(err)
+    })
+    const repository = this.#init.repository === undefined ? undefined : repositoryKey(this.#init.repository)
+    return store.commit(this.#temp, this.digest, this.written, { mediaType: this.#mediaType, repository })
+  }
+
+  /**
+   * Downloads every byte into the temp file from offset 0, resuming at the byte received
+   * when a source breaks. Returns the verifier, fed with every byte, for the caller to check.
+   */
+  async #download(handle: FileHandle, resolveReady: (info: BlobInfo) => void): Promise<DigestVerifier> {
+    const { source, logger } = this.#c
+    const maxResumes = this.#init.maxResumes ?? DEFAULT_FILL_RESUMES
+    const idleMs = this.#init.idleTimeoutMs ?? DEFAULT_FILL_IDLE_TIMEOUT_MS
+    const verifier = new DigestVerifier(this.digest)
+    const appender = new FileAppender(handle, 0, (total) => {
       this.written = total
       this.emit('progress')
     })
@@ -118,6 +164,8 @@ export class Fill extends EventEmitter {
       const idle = setTimeout(() => abort.abort(new PollenError('SourceStalledError', 'UNAVAILABLE', `source ${source.name} stalled for ${idleMs} ms`)), idleMs)
       try {
         const opened = await source.open(this.digest, { offset: received, repository: this.#init.repository, signal: abort.signal })
+        this.#contributors.add(opened.source ?? source.name)
+        this.source ??= opened.source ?? source.name
         if (this.size === undefined) {
           this.size = opened.size
           this.#mediaType ??= opened.mediaType
@@ -148,12 +196,7 @@ export class Fill extends EventEmitter {
       }
     }
     await appender.drain()
-    verifier.verify()
-    await this.#handle.sync().catch((err: unknown) => {
-      throw asStoreError(err)
-    })
-    const repository = this.#init.repository === undefined ? undefined : repositoryKey(this.#init.repository)
-    return store.commit(this.#temp, this.digest, this.written, { mediaType: this.#mediaType, repository })
+    return verifier
   }
 
   #settle(): void {
@@ -194,6 +237,7 @@ export class Fill extends EventEmitter {
     }
     this.#readers++
     const handle = this.#handle
+    const generation = this.#generation
     let pos = start
     let released = false
     const release = (): void => {
@@ -221,6 +265,7 @@ export class Fill extends EventEmitter {
         for (;;) {
           if (stream.destroyed) return
           if (fill.error !== undefined) throw fill.error
+          if (fill.#generation !== generation) throw fill.#resetError ?? new Error('fill restarted')
           if (pos > end) {
             stream.push(null)
             release()

@@ -25,8 +25,8 @@ export interface RegistryServerInit {
 export interface RegistryServerEvents {
   request?(e: { method: string; route: string; status: number; seconds: number }): void
   manifestBytes?(n: number): void
-  /** Blob body bytes sent; `cached` when they came from a committed blob rather than a fill. */
-  blobBytes?(n: number, cached: boolean): void
+  /** Blob body bytes sent; `source` is `local` for a committed blob, else the fill's source. */
+  blobBytes?(n: number, source: string): void
 }
 
 export interface RegistryServerComponents {
@@ -105,7 +105,7 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
           c.logger.warn({ digest: parsed.digest.value, repository: repositoryKey(parsed.repository), err: (err as Error).message }, 'blob response cut short')
           return { bytes: 0, status: res.statusCode }
         })
-        c.events?.blobBytes?.(result.bytes, blob.cached)
+        c.events?.blobBytes?.(result.bytes, blob.cached ? 'local' : (blob.source ?? 'remote'))
         return
       }
     }

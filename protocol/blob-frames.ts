@@ -324,7 +324,7 @@ function safeCount(value: unknown, what: string): number {
 function excerpt(value: unknown): string {
   let text: string
   try {
-    text = typeof value === 'string' ? JSON.stringify(value) : String(JSON.stringify(value) ?? typeof value)
+    text = typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? typeof value)
   } catch {
     text = typeof value
   }
