@@ -33,6 +33,8 @@ export interface OpenedBlob extends BlobInfo {
  */
 export interface BlobSource {
   readonly name: string
+  /** True when the source itself stops using a copy that failed (peers); a chain then keeps asking it. */
+  readonly handlesFailover?: boolean
   stat(digest: Digest, options?: OpenOptions): Promise<BlobInfo>
   open(digest: Digest, options?: OpenOptions): Promise<OpenedBlob>
   /**

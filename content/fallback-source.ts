@@ -37,7 +37,9 @@ export class FallbackSource implements BlobSource {
       const opened = await source.open(digest, options)
       // A source whose stream breaks is passed over for this digest for a while, so the
       // resume goes to the next source instead of the one that just failed.
-      opened.stream.once('error', () => this.#broken.set(`${source.name} ${digest.value}`, this.#now() + BROKEN_SOURCE_MS))
+      if (source.handlesFailover !== true) {
+        opened.stream.once('error', () => this.#broken.set(`${source.name} ${digest.value}`, this.#now() + BROKEN_SOURCE_MS))
+      }
       return { ...opened, source: opened.source ?? source.name }
     })
   }

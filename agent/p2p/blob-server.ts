@@ -1,0 +1,136 @@
+import type { Connection, Stream } from '@libp2p/interface'
+import type { Readable } from 'node:stream'
+import type { Logger } from 'pino'
+import type { CachingSource } from '../../content/caching-source.js'
+import type { ContentStore } from '../../content/store.js'
+import { BLOB_PROTOCOL, encodeResponse, type BlobRequest, type BlobResponse } from '../../protocol/blob-frames.js'
+import { parseDigest } from '../../protocol/digest.js'
+import { PollenError } from '../../protocol/errors.js'
+import type { PollenLibp2p } from './node.js'
+import { RateLimiter } from './rate-limiter.js'
+import { readFrame, readableOf, sendBytes } from './stream-io.js'
+
+export interface BlobServerInit {
+  /** Concurrent uploads; more get `busy` (default 8). */
+  maxUploads?: number
+  /** Upload bandwidth for all uploads together, bytes/s; 0 = unlimited (default 0). */
+  uploadLimit?: number
+  /** Deadline for a peer to send its request frame (default 10 s). */
+  requestTimeoutMs?: number
+}
+
+export interface BlobServerComponents {
+  libp2p: PollenLibp2p
+  store: ContentStore
+  /** For fills in progress, which are served as they grow. */
+  blobs: CachingSource
+  logger: Logger
+  onUploadBytes?: (n: number) => void
+  /**
+   * Admission check of the request's token against the connection's authenticated peer.
+   * Throws to refuse (the peer gets `unauthorized`). Absent: every peer is admitted.
+   */
+  authorize?: (token: string | undefined, remotePeer: string) => Promise<void>
+}
+
+const DEFAULT_MAX_UPLOADS = 8
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+
+/**
+ * Serves `/pollen/blob/1.0.0`: one request frame in, one response header out, then the
+ * bytes from the requested offset. Serves only what this agent holds or is filling (a fill
+ * is read as it grows, and never yields its last byte before the digest matched); it never
+ * fetches onward for a peer. Sends honour backpressure, uploads are bounded in number and
+ * bandwidth, and malformed requests get `bad-request` without harming other streams.
+ */
+export class BlobServer {
+  readonly #maxUploads: number
+  readonly #requestTimeoutMs: number
+  readonly #limiter: RateLimiter
+  readonly #c: BlobServerComponents
+  #active = 0
+
+  constructor(init: BlobServerInit, components: BlobServerComponents) {
+    this.#maxUploads = init.maxUploads ?? DEFAULT_MAX_UPLOADS
+    this.#requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+    this.#limiter = new RateLimiter(init.uploadLimit ?? 0)
+    this.#c = components
+  }
+
+  get activeUploads(): number {
+    return this.#active
+  }
+
+  async start(): Promise<void> {
+    await this.#c.libp2p.handle(BLOB_PROTOCOL, (stream, connection) => void this.#serve(stream, connection), {
+      maxInboundStreams: this.#maxUploads * 4,
+      runOnLimitedConnection: false,
+    })
+  }
+
+  async stop(): Promise<void> {
+    await this.#c.libp2p.unhandle(BLOB_PROTOCOL)
+  }
+
+  async #serve(stream: Stream, connection: Connection): Promise<void> {
+    const peer = connection.remotePeer.toString()
+    const readable = readableOf(stream)
+    let body: Readable | undefined
+    let counted = false
+    try {
+      const request = await readFrame(readable, 'request', AbortSignal.timeout(this.#requestTimeoutMs))
+      if (this.#c.authorize !== undefined) {
+        try {
+          await this.#c.authorize(request.token, peer)
+        } catch (err) {
+          return await this.#refuse(stream, { status: 'unauthorized', message: (err as Error).message.slice(0, 200) })
+        }
+      }
+      if (this.#active >= this.#maxUploads) return await this.#refuse(stream, { status: 'busy' })
+      this.#active++
+      counted = true
+      const found = await this.#open(request)
+      if (found === undefined) return await this.#refuse(stream, { status: 'not-found' })
+      if (request.offset > found.size) return await this.#refuse(stream, { status: 'bad-request', message: 'offset past the end' })
+      await sendBytes(stream, encodeResponse({ status: 'ok', size: found.size, available: found.available, complete: found.complete }))
+      if (request.offset < found.size) {
+        body = await found.read(request.offset, found.size - 1)
+        for await (const chunk of body) {
+          await this.#limiter.take(chunk.byteLength)
+          await sendBytes(stream, chunk as Buffer)
+          this.#c.onUploadBytes?.(chunk.byteLength)
+        }
+      }
+      await stream.close({ signal: AbortSignal.timeout(this.#requestTimeoutMs) })
+    } catch (err) {
+      body?.destroy()
+      if (err instanceof PollenError && err.name.startsWith('Frame') && stream.status === 'open') {
+        await this.#refuse(stream, { status: 'bad-request', message: err.message.slice(0, 200) }).catch(() => {})
+        return
+      }
+      this.#c.logger.debug({ peer, err: (err as Error).message }, 'blob upload ended early')
+      if (stream.status === 'open' || stream.status === 'closing') stream.abort(err as Error)
+    } finally {
+      readable.destroy()
+      if (counted) this.#active--
+    }
+  }
+
+  async #refuse(stream: Stream, response: BlobResponse): Promise<void> {
+    await sendBytes(stream, encodeResponse(response))
+    await stream.close({ signal: AbortSignal.timeout(this.#requestTimeoutMs) }).catch(() => stream.abort(new Error('close timed out')))
+  }
+
+  /** What we can serve for the request: a committed blob, or a fill in progress that knows its size. */
+  async #open(request: BlobRequest): Promise<{ size: number; available: number; complete: boolean; read(start: number, end: number): Promise<Readable> } | undefined> {
+    const digest = parseDigest(request.digest)
+    const record = await this.#c.store.stat(digest)
+    if (record !== undefined) {
+      return { size: record.size, available: record.size, complete: true, read: (start, end) => this.#c.store.createReadStream(digest, { start, end }) }
+    }
+    const fill = this.#c.blobs.fillOf(digest)
+    if (fill === undefined || fill.size === undefined || fill.error !== undefined) return undefined
+    const size = fill.size
+    return { size, available: Math.min(fill.written, size), complete: false, read: async (start, end) => fill.createReader(start, end) }
+  }
+}
