@@ -6,7 +6,7 @@ import type { ContentStore } from '../../content/store.js'
 import { BLOB_PROTOCOL, encodeResponse, type BlobRequest, type BlobResponse } from '../../protocol/blob-frames.js'
 import { parseDigest } from '../../protocol/digest.js'
 import { PollenError } from '../../protocol/errors.js'
-import type { PollenLibp2p } from './node.js'
+import type { PollenLibp2p } from '../../content/p2p/node.js'
 import { RateLimiter } from './rate-limiter.js'
 import { readFrame, readableOf, sendBytes } from './stream-io.js'
 

@@ -8,7 +8,7 @@ import { raceAbort } from '../../content/abort.js'
 import { BLOB_PROTOCOL, encodeRequest, type BlobResponseOk } from '../../protocol/blob-frames.js'
 import type { Digest } from '../../protocol/digest.js'
 import { BlobUnknownError, PollenError } from '../../protocol/errors.js'
-import type { PollenLibp2p } from './node.js'
+import type { PollenLibp2p } from '../../content/p2p/node.js'
 import type { ProviderInfo } from './router.js'
 import { readFrame, readableOf, sendBytes } from './stream-io.js'
 

@@ -1,0 +1,213 @@
+// First import, for its side effect: Promise.withResolvers on Node 20 (see node20-shim.ts).
+import './node20-shim.js'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import type { Identify } from '@libp2p/identify'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { Ping } from '@libp2p/ping'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from 'pino'
+
+/** The p2p layer's defaults, in one place. */
+export const DEFAULT_P2P_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+export const DEFAULT_DHT_PROTOCOL = '/pollen/kad/1.0.0'
+/** How often the node checks whether it has lost every peer. */
+export const DEFAULT_REBOOTSTRAP_CHECK_MS = 3_000
+/** Deadline for one round of bootstrap dials. */
+export const BOOTSTRAP_DIAL_TIMEOUT_MS = 5_000
+/** kad-dht's own default is 5 connection attempts per second per host: too few for a fleet restarting at once. */
+export const INBOUND_CONNECTION_THRESHOLD = 100
+export const MAX_INCOMING_PENDING_CONNECTIONS = 64
+/**
+ * kad-dht holds every query until its first self-query has run, and starts
+ * that one 1 s after start by default: a fresh agent's first provide then
+ * waits ≥ 1 s. The self-query still waits for a first routing-table peer.
+ */
+export const DHT_INITIAL_SELF_QUERY_MS = 100
+const BOOTSTRAP_TAG = 'pollen-bootstrap'
+
+export type PollenServices = { dht: KadDHT; ping: Ping; identify: Identify }
+export type PollenLibp2p = Libp2p<PollenServices>
+
+export interface PollenNodeInit {
+  privateKey: PrivateKey
+  /** Multiaddrs to listen on. Default: DEFAULT_P2P_LISTEN. */
+  listen?: string[]
+  /** Multiaddrs ending in /p2p/<PeerId>, dialled at start and whenever every peer is gone. */
+  bootstrap?: string[]
+  /** Default: DEFAULT_DHT_PROTOCOL. Every node of a fleet must use the same one. */
+  dhtProtocol?: string
+  /** Addresses to advertise instead of the listen addresses (e.g. the node IP when listening on 0.0.0.0). */
+  announce?: string[]
+  /** How often kad-dht checks which of our provider records need re-providing (kad-dht default: 1 h). */
+  reprovideIntervalMs?: number
+  /** How long provider records stay valid, ours and the ones we store (kad-dht default: 48 h). */
+  provideValidityMs?: number
+  /** Default: DEFAULT_REBOOTSTRAP_CHECK_MS. */
+  rebootstrapCheckMs?: number
+}
+
+export interface PollenNodeComponents {
+  logger: Logger
+}
+
+export interface PollenNode {
+  /** Our PeerId, base58. */
+  readonly peerId: string
+  /** The raw node, for protocol handlers (`handle`) and `dialProtocol`. */
+  readonly libp2p: PollenLibp2p
+  /** The addresses we listen on or announce, each ending in /p2p/<peerId>. */
+  multiaddrs(): string[]
+  /** The number of peers we hold at least one open connection to. */
+  connectedPeers(): number
+  /**
+   * Dials every bootstrap peer (each with BOOTSTRAP_DIAL_TIMEOUT_MS) and resolves
+   * with how many of them are connected. Never rejects; failures are logged.
+   */
+  rebootstrap(): Promise<number>
+  /** Stops the re-bootstrap timer and the libp2p node. */
+  stop(): Promise<void>
+}
+
+interface BootstrapPeer {
+  peerId: PeerId
+  addr: Multiaddr
+}
+
+/**
+ * Creates and starts a libp2p node (TCP, Noise, Yamux, identify, ping, kad-dht
+ * in server mode), dials the bootstrap peers, and keeps re-bootstrapping while
+ * no peer is connected. Resolves once the node listens, whether or not a
+ * bootstrap peer answered. Throws when a bootstrap address lacks /p2p/<id> or
+ * a listen address cannot be bound.
+ */
+export async function createPollenNode(init: PollenNodeInit, components: PollenNodeComponents): Promise<PollenNode> {
+  const log = components.logger.child({ component: 'p2p' })
+  const bootstrap = (init.bootstrap ?? []).map(parseBootstrap)
+  const reprovide = reprovideOptions(init)
+
+  const libp2p: PollenLibp2p = await createLibp2p({
+    privateKey: init.privateKey,
+    addresses: {
+      listen: init.listen ?? DEFAULT_P2P_LISTEN,
+      ...(init.announce === undefined ? {} : { announce: init.announce }),
+    },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    // Yamux defaults: initialStreamWindowSize must match on both ends, and the
+    // default 16 MiB maxStreamWindowSize already equals the measured optimum.
+    streamMuxers: [yamux()],
+    connectionManager: {
+      inboundConnectionThreshold: INBOUND_CONNECTION_THRESHOLD,
+      maxIncomingPendingConnections: MAX_INCOMING_PENDING_CONNECTIONS,
+    },
+    // A single late ping (a busy event loop while hashing a blob) must not kill
+    // a connection that is carrying a transfer; dead sockets still end by TCP
+    // errors, socket inactivity timeouts and stream deadlines.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: init.dhtProtocol ?? DEFAULT_DHT_PROTOCOL,
+        clientMode: false,
+        initialQuerySelfInterval: DHT_INITIAL_SELF_QUERY_MS,
+        // Keep every address: the fleet lives on LANs (private), loopback in
+        // tests, and sometimes public IPs; see router notes in the report.
+        peerInfoMapper: passthroughMapper,
+        ...(reprovide === undefined ? {} : { reprovide }),
+      }),
+    },
+  })
+
+  const peerId = libp2p.peerId.toString()
+  let stopped = false
+  let inFlight: Promise<number> | undefined
+
+  async function dialBootstrap(): Promise<number> {
+    const targets = bootstrap.filter(b => !b.peerId.equals(libp2p.peerId))
+    const results = await Promise.allSettled(targets.map(async b => {
+      await libp2p.peerStore.merge(b.peerId, { multiaddrs: [b.addr], tags: { [BOOTSTRAP_TAG]: { value: 100 } } })
+      await libp2p.dial(b.addr, { signal: AbortSignal.timeout(BOOTSTRAP_DIAL_TIMEOUT_MS) })
+    }))
+    let connected = 0
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') connected++
+      else log.warn({ peer: targets[i]?.addr.toString(), err: (r.reason as Error).message }, 'bootstrap dial failed')
+    })
+    return connected
+  }
+
+  function rebootstrap(): Promise<number> {
+    if (stopped) return Promise.resolve(0)
+    inFlight ??= dialBootstrap()
+      .then(n => {
+        // Fill the routing table beyond the bootstrap peers (kad-dht runs it in the background).
+        if (n > 0 && !stopped) void libp2p.services.dht.refreshRoutingTable().catch(() => {})
+        return n
+      })
+      .catch(err => {
+        log.warn({ err: (err as Error).message }, 'bootstrap failed')
+        return 0
+      })
+      .finally(() => { inFlight = undefined })
+    return inFlight
+  }
+
+  if (bootstrap.length > 0) {
+    const n = await rebootstrap()
+    log.info({ peerId, bootstrap: bootstrap.length, connected: n }, 'p2p node started')
+  } else {
+    log.info({ peerId }, 'p2p node started without bootstrap peers')
+  }
+
+  const timer = setInterval(() => {
+    if (stopped || bootstrap.length === 0 || libp2p.getPeers().length > 0) return
+    log.info('no connected peers: re-bootstrapping')
+    void rebootstrap().then(n => { if (n > 0) log.info({ connected: n }, 're-bootstrapped') })
+  }, init.rebootstrapCheckMs ?? DEFAULT_REBOOTSTRAP_CHECK_MS)
+  timer.unref()
+
+  return {
+    peerId,
+    libp2p,
+    multiaddrs: () => libp2p.getMultiaddrs().map(ma => ma.toString()),
+    connectedPeers: () => libp2p.getPeers().length,
+    rebootstrap,
+    async stop() {
+      if (stopped) return
+      stopped = true
+      clearInterval(timer)
+      await libp2p.stop()
+    },
+  }
+}
+
+function parseBootstrap(addr: string): BootstrapPeer {
+  const ma = multiaddr(addr)
+  const id = ma.getComponents().findLast(c => c.name === 'p2p')?.value
+  if (id === undefined) throw new Error(`bootstrap address ${addr} must end in /p2p/<PeerId>`)
+  return { peerId: peerIdFromString(id), addr: ma }
+}
+
+/**
+ * kad-dht reads lifetimes only from `reprovide` (its `providers` options are
+ * ignored). A record is re-provided once it is within `threshold` of expiry;
+ * with a custom validity, re-provide at half-life so a record never lapses
+ * between two checks.
+ */
+function reprovideOptions(init: PollenNodeInit): { interval?: number; validity?: number; threshold?: number } | undefined {
+  if (init.reprovideIntervalMs === undefined && init.provideValidityMs === undefined) return undefined
+  return {
+    ...(init.reprovideIntervalMs === undefined ? {} : { interval: init.reprovideIntervalMs }),
+    ...(init.provideValidityMs === undefined ? {} : { validity: init.provideValidityMs, threshold: init.provideValidityMs / 2 }),
+  }
+}
