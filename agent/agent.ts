@@ -8,6 +8,8 @@ import { ManifestService } from '../content/manifest-service.js'
 import { closeServers, createOpsServer, healthHandler, listen, storeReadiness, type ReadinessCheck } from '../content/ops-server.js'
 import { createRegistryServer } from '../content/registry-server.js'
 import { ContentStore } from '../content/store.js'
+import { FallbackSource } from '../content/fallback-source.js'
+import { startP2P } from './p2p/p2p.js'
 import type { AgentConfig } from './config.js'
 import { createAgentMetrics, type AgentGaugeSources, type AgentMetrics } from './metrics.js'
 import type { Remote } from './remote.js'
@@ -50,13 +52,29 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
   )
   const detachEvictor = evictor.attach()
   const remote = c.remote(metrics)
+  const p2p = config.p2p.enabled
+    ? await startP2P(config.p2p, {
+        logger,
+        store,
+        dataDir: config.dataDir,
+        seedUrl: config.seed,
+        onLookup: (seconds) => metrics.dhtLookupDuration.observe(seconds),
+        onUploadBytes: (n) => metrics.peerUploadBytes.inc(n),
+      })
+    : undefined
+  if (p2p !== undefined) gauges.peers = () => p2p.node.connectedPeers()
   const blobs = new CachingSource(
     {},
     {
       store,
-      source: remote.blobs,
+      // The read path: cache → peers → seed (or upstream when standalone).
+      source: p2p === undefined ? remote.blobs : new FallbackSource([p2p.peerSource, remote.blobs], { logger: logger.child({ component: 'sources' }) }),
       logger: logger.child({ component: 'fill' }),
-      onFillSettled: (outcome) => metrics.fills.inc({ outcome }),
+      onFillSettled: (outcome, _err, digest) => {
+        metrics.fills.inc({ outcome })
+        // A failed fill was announced to peers while it ran; take that back.
+        if (outcome === 'failed') void p2p?.router.withdraw(digest.value).catch(() => {})
+      },
       onMismatch: (source) => metrics.digestMismatch.inc({ source }),
     },
   )
@@ -89,6 +107,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
       },
     },
   )
+  await p2p?.serve(blobs)
   const url = await listen(server, config.listen.host, config.listen.port)
   let ops: Server | undefined
   let opsUrl: string | undefined
@@ -96,7 +115,10 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
     ops = createOpsServer({ readiness, metrics: metrics.registry })
     opsUrl = await listen(ops, config.metricsListen.host, config.metricsListen.port)
   }
-  logger.info({ url, opsUrl, remote: remote.name, seed: config.seed, cacheSize: config.cacheSize, cached: store.bytes }, 'agent listening')
+  logger.info(
+    { url, opsUrl, remote: remote.name, seed: config.seed, cacheSize: config.cacheSize, cached: store.bytes, peerId: p2p?.node.peerId, p2p: p2p?.node.multiaddrs() },
+    'agent listening',
+  )
   return {
     url,
     opsUrl,
@@ -104,6 +126,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
     async close() {
       detachEvictor()
       await closeServers(server, ops)
+      await p2p?.stop()
       await remote.close()
       await store.close()
     },

@@ -1,8 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 export { ConfigError } from '../protocol/config-values.js'
-import { ConfigError, durationFlag, logLevelFlag, parseHostPort, registryHostFlag, sizeFlag, type HostPort } from '../protocol/config-values.js'
+import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, sizeFlag, type HostPort } from '../protocol/config-values.js'
 import { DEFAULT_TAG_TTL_MS } from '../content/constants.js'
-import { DEFAULT_CACHE_SIZE, DEFAULT_DATA_DIR, DEFAULT_HOSTS_DIR, DEFAULT_LISTEN, DEFAULT_NS } from './constants.js'
+import { DEFAULT_CACHE_SIZE, DEFAULT_DATA_DIR, DEFAULT_HOSTS_DIR, DEFAULT_LISTEN, DEFAULT_MAX_UPLOADS, DEFAULT_NS, DEFAULT_P2P_LISTEN } from './constants.js'
 
 export interface AgentConfig {
   listen: HostPort
@@ -16,6 +16,19 @@ export interface AgentConfig {
   defaultNs: string
   tagTtlMs: number
   logLevel: string
+  p2p: P2PConfig
+}
+
+export interface P2PConfig {
+  /** Peer-to-peer is on when the agent has a seed or bootstrap peers. */
+  enabled: boolean
+  listen: string[]
+  announce: string[]
+  /** Extra bootstrap peers besides the seed's (multiaddrs ending in /p2p/<id>). */
+  bootstrap: string[]
+  maxUploads: number
+  /** Upload bandwidth for all peers together, bytes/s; 0 = unlimited. */
+  uploadLimit: number
 }
 
 export interface ConfigureContainerdConfig {
@@ -45,6 +58,13 @@ Options:
   --default-ns NS             Registry meant by requests without ?ns= (default ${DEFAULT_NS}).
   --tag-ttl DURATION          How long a tag's digest is reused before asking again (default ${DEFAULT_TAG_TTL_MS / 1000}s).
   --log-level LEVEL           trace, debug, info, warn, error (default info).
+
+Peer-to-peer (on when --seed or --bootstrap is given):
+  --p2p-listen MULTIADDR      libp2p listen address (default ${DEFAULT_P2P_LISTEN}). Repeatable.
+  --p2p-announce MULTIADDR    Address to announce to peers instead (e.g. the node IP). Repeatable.
+  --bootstrap MULTIADDR       A bootstrap peer (…/p2p/<PeerId>), besides the seed's. Repeatable.
+  --max-uploads N             Concurrent uploads to peers (default ${DEFAULT_MAX_UPLOADS}).
+  --upload-limit SIZE         Upload bandwidth to peers per second, e.g. 50MB (default unlimited).
   -h, --help                  Show this help.
 
 configure-containerd writes DIR/<registry>/hosts.toml files that make containerd pull through
@@ -65,6 +85,11 @@ const AGENT_OPTIONS = {
   'default-ns': { type: 'string' },
   'tag-ttl': { type: 'string' },
   'log-level': { type: 'string' },
+  'p2p-listen': { type: 'string', multiple: true },
+  'p2p-announce': { type: 'string', multiple: true },
+  bootstrap: { type: 'string', multiple: true },
+  'max-uploads': { type: 'string' },
+  'upload-limit': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -132,6 +157,7 @@ function agentConfig(values: Values): AgentConfig {
     defaultNs: registryHostFlag('default-ns', str('default-ns') ?? DEFAULT_NS),
     tagTtlMs: ttl === undefined ? DEFAULT_TAG_TTL_MS : durationFlag('tag-ttl', ttl),
     logLevel,
+    p2p: p2pConfig(values, seed !== undefined),
   }
 }
 
@@ -140,4 +166,22 @@ function fraction(key: string, value: string | undefined, fallback: number): num
   const n = Number(value)
   if (!(n > 0 && n <= 1)) throw new ConfigError(key, `"${value}" must be a fraction in (0, 1]`)
   return n
+}
+
+function p2pConfig(values: Values, hasSeed: boolean): P2PConfig {
+  const list = (k: string): string[] => (values[k] as string[] | undefined) ?? []
+  const bootstrap = list('bootstrap').map((a) => multiaddrFlag('bootstrap', a))
+  for (const a of bootstrap) if (!a.includes('/p2p/')) throw new ConfigError('bootstrap', `"${a}" must end in /p2p/<PeerId>`)
+  const maxUploadsText = values['max-uploads'] as string | undefined
+  const maxUploads = maxUploadsText === undefined ? DEFAULT_MAX_UPLOADS : Number(maxUploadsText)
+  if (!Number.isSafeInteger(maxUploads) || maxUploads < 0) throw new ConfigError('max-uploads', `"${maxUploadsText}" must be a whole number`)
+  const uploadLimitText = values['upload-limit'] as string | undefined
+  return {
+    enabled: hasSeed || bootstrap.length > 0,
+    listen: (list('p2p-listen').length > 0 ? list('p2p-listen') : [DEFAULT_P2P_LISTEN]).map((a) => multiaddrFlag('p2p-listen', a)),
+    announce: list('p2p-announce').map((a) => multiaddrFlag('p2p-announce', a)),
+    bootstrap,
+    maxUploads,
+    uploadLimit: uploadLimitText === undefined ? 0 : sizeFlag('upload-limit', uploadLimitText),
+  }
 }

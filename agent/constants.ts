@@ -8,3 +8,8 @@ export const SEED_REQUEST_TIMEOUT_MS = 15_000
 export const SEED_MAX_RETRIES = 2
 /** Containerd's default certs.d directory. */
 export const DEFAULT_HOSTS_DIR = '/etc/containerd/certs.d'
+/** The agent's libp2p node listens here by default. */
+export const DEFAULT_P2P_LISTEN = '/ip4/0.0.0.0/tcp/5051'
+export const DEFAULT_MAX_UPLOADS = 8
+/** How often an agent without peers asks the seed for its bootstrap address again. */
+export const SEED_BOOTSTRAP_RETRY_MS = 10_000

@@ -14,6 +14,8 @@ export interface AgentMetrics {
   fills: Counter<'outcome'>
   evictions: Counter
   evictedBytes: Counter
+  peerUploadBytes: Counter
+  dhtLookupDuration: Histogram
 }
 
 /** Live values read at scrape time; set them once the components exist. */
@@ -21,6 +23,7 @@ export interface AgentGaugeSources {
   cacheBytes?: () => number
   cacheCapacity?: () => number
   inflightFills?: () => number
+  peers?: () => number
 }
 
 export function createAgentMetrics(registry: Registry, sources: AgentGaugeSources = {}, options: { defaultMetrics?: boolean } = {}): AgentMetrics {
@@ -38,11 +41,12 @@ export function createAgentMetrics(registry: Registry, sources: AgentGaugeSource
   gauge('pollen_agent_cache_bytes', 'Bytes of committed content in the agent cache.', () => sources.cacheBytes?.())
   gauge('pollen_agent_cache_capacity_bytes', 'The cache size the agent keeps under (--cache-size).', () => sources.cacheCapacity?.())
   gauge('pollen_agent_inflight_fills', 'Blob fills in progress.', () => sources.inflightFills?.())
+  gauge('pollen_agent_peers', 'Peers the agent holds a libp2p connection to.', () => sources.peers?.())
   return {
     registry,
     blobBytes: new Counter({
       name: 'pollen_agent_blob_bytes_total',
-      help: 'Blob bytes sent to clients, by where they came from: local (cache hit) or the remote that filled them (seed, or upstream when standalone).',
+      help: 'Blob bytes sent to clients, by where they came from: local (cache hit), peer, or the remote that filled them (seed, or upstream when standalone).',
       labelNames: ['source'],
       registers,
     }),
@@ -82,5 +86,12 @@ export function createAgentMetrics(registry: Registry, sources: AgentGaugeSource
     fills: new Counter({ name: 'pollen_agent_fills_total', help: 'Finished blob fills, by outcome (committed, failed).', labelNames: ['outcome'], registers }),
     evictions: new Counter({ name: 'pollen_agent_evictions_total', help: 'Blobs evicted to stay under the cache size.', registers }),
     evictedBytes: new Counter({ name: 'pollen_agent_evicted_bytes_total', help: 'Bytes evicted to stay under the cache size.', registers }),
+    peerUploadBytes: new Counter({ name: 'pollen_agent_peer_upload_bytes_total', help: 'Blob bytes sent to other agents over libp2p.', registers }),
+    dhtLookupDuration: new Histogram({
+      name: 'pollen_agent_dht_lookup_duration_seconds',
+      help: 'Time of a DHT lookup for a digest\'s providers, until it ended (found enough, exhausted, or deadline).',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
   }
 }

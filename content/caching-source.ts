@@ -18,7 +18,7 @@ export interface CachingSourceComponents {
   source: BlobSource
   logger: Logger
   /** Called once per fill when it settles; for metrics. */
-  onFillSettled?: (outcome: 'committed' | 'failed', error?: Error) => void
+  onFillSettled?: (outcome: 'committed' | 'failed', error: Error | undefined, digest: Digest) => void
   /** Called with the source's name each time its bytes failed verification. */
   onMismatch?: (source: string) => void
 }
@@ -106,12 +106,12 @@ export class CachingSource implements BlobSource {
     fill.done.then(
       () => {
         this.#fills.delete(digest.value)
-        this.#c.onFillSettled?.('committed')
+        this.#c.onFillSettled?.('committed', undefined, digest)
       },
       (err: Error) => {
         this.#fills.delete(digest.value)
         this.#c.logger.warn({ digest: digest.value, err: err.message }, 'fill failed')
-        this.#c.onFillSettled?.('failed', err)
+        this.#c.onFillSettled?.('failed', err, digest)
       },
     )
     return fill

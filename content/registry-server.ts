@@ -35,6 +35,8 @@ export interface RegistryServerComponents {
   logger: Logger
   /** Answers /healthz and /readyz on this listener too. */
   health: (req: IncomingMessage, res: ServerResponse) => boolean
+  /** Other endpoints outside /v2/ (the seed's /v1/bootstrap); returns true when it answered. */
+  routes?: (req: IncomingMessage, res: ServerResponse) => boolean
   events?: RegistryServerEvents
 }
 
@@ -65,6 +67,7 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
 
   async function handle(req: IncomingMessage, res: ServerResponse, setRoute: (r: string) => void): Promise<void> {
     if (c.health(req, res)) return setRoute('health')
+    if (c.routes?.(req, res) === true) return setRoute('other')
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       throw new PollenError('MethodNotAllowedError', 'UNSUPPORTED', `method ${String(req.method).slice(0, 16)} is not supported; this is a pull-only registry`)
     }

@@ -55,3 +55,14 @@ function asConfigError<T>(key: string, fn: () => T): T {
     throw err
   }
 }
+
+/**
+ * A libp2p multiaddr flag, checked for shape only (`/ip4/…/tcp/N`, `/ip6/…`, `/dns4/…`,
+ * optionally ending in `/p2p/<id>`); libp2p parses it fully. Throws ConfigError.
+ */
+export function multiaddrFlag(key: string, value: string): string {
+  if (!/^\/(ip4|ip6|dns|dns4|dns6)\/[^/\s]+\/tcp\/\d{1,5}(\/p2p\/[1-9A-HJ-NP-Za-km-z]+)?$/.test(value)) {
+    throw new ConfigError(key, `"${value.slice(0, 100)}" is not a multiaddr like /ip4/10.0.0.5/tcp/5001`)
+  }
+  return value
+}

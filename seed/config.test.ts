@@ -12,6 +12,8 @@ describe('parseSeedArgs', () => {
       tagTtlMs: 30_000,
       defaultNs: 'docker.io',
       logLevel: 'info',
+      p2pListen: ['/ip4/0.0.0.0/tcp/5001'],
+      p2pAnnounce: [],
     })
   })
 
@@ -47,6 +49,7 @@ describe('parseSeedArgs', () => {
     [['--realm-host', 'ghcr.io=x'], 'realm-host'],
     [['--tag-ttl', 'soon'], 'tag-ttl'],
     [['--log-level', 'loud'], 'log-level'],
+    [['--p2p-listen', '0.0.0.0:5001'], 'p2p-listen'],
     [['--no-such-flag'], 'arguments'],
   ])('refuses %j with a ConfigError naming --%s', (argv, key) => {
     try {

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 export { ConfigError, parseHostPort } from '../protocol/config-values.js'
-import { ConfigError, durationFlag, logLevelFlag, parseHostPort, registryHostFlag, type HostPort } from '../protocol/config-values.js'
-import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_REALM_HOSTS, DEFAULT_TAG_TTL_MS, DEFAULT_UPSTREAMS } from './constants.js'
+import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, type HostPort } from '../protocol/config-values.js'
+import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_P2P_LISTEN, DEFAULT_REALM_HOSTS, DEFAULT_TAG_TTL_MS, DEFAULT_UPSTREAMS } from './constants.js'
 
 export interface UpstreamConfig {
   /** Canonical registry host, the `ns` agents ask for. */
@@ -21,6 +21,10 @@ export interface SeedConfig {
   tagTtlMs: number
   defaultNs: string
   logLevel: string
+  /** libp2p listen addresses of the seed's bootstrap node. */
+  p2pListen: string[]
+  /** Addresses to announce instead of the listen addresses. */
+  p2pAnnounce: string[]
 }
 
 export const SEED_HELP = `Usage: pollen-seed [options]
@@ -44,6 +48,9 @@ Options:
                               (default ${DEFAULT_TAG_TTL_MS / 1000}s). The last answer is served when upstream is down.
   --default-ns NS             Registry meant by requests without ?ns= (default docker.io).
   --log-level LEVEL           trace, debug, info, warn, error (default info).
+  --p2p-listen MULTIADDR      libp2p address of the seed's bootstrap node (default ${DEFAULT_P2P_LISTEN}).
+                              Repeatable. Agents learn it from GET /v1/bootstrap.
+  --p2p-announce MULTIADDR    Address to announce to agents instead (e.g. the seed's service IP). Repeatable.
   -h, --help                  Show this help.
 `
 
@@ -65,6 +72,8 @@ export function parseSeedArgs(argv: string[]): SeedConfig | 'help' {
         'tag-ttl': { type: 'string' },
         'default-ns': { type: 'string' },
         'log-level': { type: 'string' },
+        'p2p-listen': { type: 'string', multiple: true },
+        'p2p-announce': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     }))
@@ -90,6 +99,8 @@ export function parseSeedArgs(argv: string[]): SeedConfig | 'help' {
     tagTtlMs: values['tag-ttl'] === undefined ? DEFAULT_TAG_TTL_MS : durationFlag('tag-ttl', values['tag-ttl']),
     defaultNs,
     logLevel,
+    p2pListen: (values['p2p-listen'] ?? [DEFAULT_P2P_LISTEN]).map((a) => multiaddrFlag('p2p-listen', a)),
+    p2pAnnounce: (values['p2p-announce'] ?? []).map((a) => multiaddrFlag('p2p-announce', a)),
   }
 }
 

@@ -6,3 +6,5 @@ export { DEFAULT_TAG_TTL_MS } from '../content/constants.js'
 export const DEFAULT_UPSTREAMS: Record<string, string> = { 'docker.io': 'https://registry-1.docker.io' }
 /** Token realms allowed besides the upstream's own host, per registry. */
 export const DEFAULT_REALM_HOSTS: Record<string, string[]> = { 'docker.io': ['auth.docker.io'] }
+/** The seed's libp2p bootstrap node listens here by default. */
+export const DEFAULT_P2P_LISTEN = '/ip4/0.0.0.0/tcp/5001'

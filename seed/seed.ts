@@ -9,6 +9,9 @@ import type { SeedConfig } from './config.js'
 import { ManifestService } from '../content/manifest-service.js'
 import { createSeedMetrics, type SeedGaugeSources, type SeedMetrics } from './metrics.js'
 import { createRegistryServer } from '../content/registry-server.js'
+import { createPollenNode } from '../content/p2p/node.js'
+import { loadOrCreateIdentity } from '../content/p2p/identity.js'
+import { bootstrapHandler } from './bootstrap-endpoint.js'
 import type { UpstreamCredentials } from '../content/registry-client/credentials.js'
 import { UpstreamBlobSource } from '../content/registry-client/upstream-blob-source.js'
 import { UpstreamRegistry } from '../content/registry-client/upstream-registry.js'
@@ -65,6 +68,10 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
     { store, upstreams, logger: logger.child({ component: 'manifests' }), onStaleTag: (registry) => metrics.staleTagsServed.inc({ registry }) },
   )
   const readiness = async (): Promise<ReadinessCheck[]> => [await storeReadiness(store)]
+  const node = await createPollenNode(
+    { privateKey: await loadOrCreateIdentity(config.dataDir), listen: config.p2pListen, announce: config.p2pAnnounce.length > 0 ? config.p2pAnnounce : undefined },
+    { logger: logger.child({ component: 'p2p' }) },
+  )
   const server = createRegistryServer(
     { defaultNs: config.defaultNs, registries: new Set(upstreams.keys()) },
     {
@@ -72,6 +79,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
       manifests,
       logger: logger.child({ component: 'registry' }),
       health: healthHandler({ readiness }),
+      routes: bootstrapHandler(node),
       events: {
         request: (e) => metrics.requestDuration.observe({ method: e.method, route: e.route, status: String(e.status) }, e.seconds),
         manifestBytes: (n) => metrics.servedBytes.inc({ kind: 'manifest' }, n),
@@ -86,13 +94,14 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
     ops = createOpsServer({ readiness, metrics: metrics.registry })
     opsUrl = await listen(ops, config.metricsListen.host, config.metricsListen.port)
   }
-  logger.info({ url, opsUrl, upstreams: [...upstreams.keys()], credentials: [...c.credentials.keys()] }, 'seed listening')
+  logger.info({ url, opsUrl, p2p: node.multiaddrs(), upstreams: [...upstreams.keys()], credentials: [...c.credentials.keys()] }, 'seed listening')
   return {
     url,
     opsUrl,
     metrics,
     async close() {
       await closeServers(server, ops)
+      await node.stop()
       await Promise.all([...upstreams.values()].map((u) => u.close()))
       await store.close()
     },

@@ -35,7 +35,9 @@ export interface PollenProcess {
  * with the given extra flags, and resolves once it logged that it is listening.
  */
 export function startSeedProcess(args: string[]): Promise<SeedProcess> {
-  return startPollenProcess('seed', ['--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', ...args])
+  const p2p = args.includes('--p2p-listen') ? [] : ['--p2p-listen', '/ip4/127.0.0.1/tcp/0']
+  const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0']
+  return startPollenProcess('seed', [...listen, ...p2p, '--metrics-listen', '127.0.0.1:0', ...args])
 }
 
 /**
@@ -44,7 +46,8 @@ export function startSeedProcess(args: string[]): Promise<SeedProcess> {
  */
 export function startAgentProcess(args: string[]): Promise<AgentProcess> {
   const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0']
-  return startPollenProcess('agent', [...listen, '--metrics-listen', '127.0.0.1:0', ...args])
+  const p2p = args.includes('--p2p-listen') ? [] : ['--p2p-listen', '/ip4/127.0.0.1/tcp/0']
+  return startPollenProcess('agent', [...listen, ...p2p, '--metrics-listen', '127.0.0.1:0', ...args])
 }
 
 /** Runs `pollen-<which>` with exactly `args` and resolves once it logged that it is listening. */
