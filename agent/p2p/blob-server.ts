@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { CachingSource } from '../../content/caching-source.js'
 import type { ContentStore } from '../../content/store.js'
+import { raceAbort } from '../../content/abort.js'
 import { BLOB_PROTOCOL, encodeResponse, type BlobRequest, type BlobResponse } from '../../protocol/blob-frames.js'
 import { parseDigest } from '../../protocol/digest.js'
 import { PollenError } from '../../protocol/errors.js'
@@ -17,6 +18,8 @@ export interface BlobServerInit {
   uploadLimit?: number
   /** Deadline for a peer to send its request frame (default 10 s). */
   requestTimeoutMs?: number
+  /** How long a request for a fill that does not know its size yet waits for it (default 2.5 s). */
+  readyWaitMs?: number
 }
 
 export interface BlobServerComponents {
@@ -35,6 +38,7 @@ export interface BlobServerComponents {
 
 const DEFAULT_MAX_UPLOADS = 8
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+const DEFAULT_READY_WAIT_MS = 2_500
 
 /**
  * Serves `/pollen/blob/1.0.0`: one request frame in, one response header out, then the
@@ -48,6 +52,8 @@ export class BlobServer {
   readonly #requestTimeoutMs: number
   readonly #limiter: RateLimiter
   readonly #c: BlobServerComponents
+  readonly #self: string
+  readonly #readyWaitMs: number
   #active = 0
 
   constructor(init: BlobServerInit, components: BlobServerComponents) {
@@ -55,6 +61,8 @@ export class BlobServer {
     this.#requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
     this.#limiter = new RateLimiter(init.uploadLimit ?? 0)
     this.#c = components
+    this.#self = components.libp2p.peerId.toString()
+    this.#readyWaitMs = init.readyWaitMs ?? DEFAULT_READY_WAIT_MS
   }
 
   get activeUploads(): number {
@@ -89,7 +97,7 @@ export class BlobServer {
       if (this.#active >= this.#maxUploads) return await this.#refuse(stream, { status: 'busy' })
       this.#active++
       counted = true
-      const found = await this.#open(request)
+      const found = await this.#open(request, peer)
       if (found === undefined) return await this.#refuse(stream, { status: 'not-found' })
       if (request.offset > found.size) return await this.#refuse(stream, { status: 'bad-request', message: 'offset past the end' })
       await sendBytes(stream, encodeResponse({ status: 'ok', size: found.size, available: found.available, complete: found.complete }))
@@ -122,14 +130,20 @@ export class BlobServer {
   }
 
   /** What we can serve for the request: a committed blob, or a fill in progress that knows its size. */
-  async #open(request: BlobRequest): Promise<{ size: number; available: number; complete: boolean; read(start: number, end: number): Promise<Readable> } | undefined> {
+  async #open(request: BlobRequest, peer: string): Promise<{ size: number; available: number; complete: boolean; read(start: number, end: number): Promise<Readable> } | undefined> {
     const digest = parseDigest(request.digest)
     const record = await this.#c.store.stat(digest)
     if (record !== undefined) {
       return { size: record.size, available: record.size, complete: true, read: (start, end) => this.#c.store.createReadStream(digest, { start, end }) }
     }
     const fill = this.#c.blobs.fillOf(digest)
-    if (fill === undefined || fill.size === undefined || fill.error !== undefined) return undefined
+    if (fill === undefined || fill.error !== undefined) return undefined
+    // Followers of a fill in progress form a tree ordered by PeerId: a peer that sorts below
+    // us must not wait on us (we may be waiting on it), so it is told we do not have it.
+    if (peer < this.#self) return undefined
+    // Our fill may still be finding its own source; wait (bounded) until it knows the size.
+    const info = await raceAbort(fill.ready, AbortSignal.timeout(this.#readyWaitMs)).catch(() => undefined)
+    if (info === undefined || fill.size === undefined) return undefined
     const size = fill.size
     return { size, available: Math.min(fill.written, size), complete: false, read: async (start, end) => fill.createReader(start, end) }
   }

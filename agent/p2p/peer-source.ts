@@ -29,6 +29,8 @@ export interface PeerSourceInit {
   brokenMs?: number
   /** How long the first open of a digest waits for our own announcement to spread (default 1 s). */
   announceWaitMs?: number
+  /** Pause after announcing, before looking for providers, so simultaneous starters see each other (default 150 ms). */
+  settleMs?: number
 }
 
 export interface PeerSourceComponents {
@@ -80,11 +82,12 @@ export class PeerSource implements BlobSource {
       lookupTimeoutMs: init.lookupTimeoutMs ?? 800,
       maxProviders: init.maxProviders ?? 3,
       hedgeAfterMs: init.hedgeAfterMs ?? 400,
-      headerTimeoutMs: init.headerTimeoutMs ?? 3000,
+      headerTimeoutMs: init.headerTimeoutMs ?? 4000,
       stallTimeoutMs: init.stallTimeoutMs ?? 5000,
       banMs: init.banMs ?? 600_000,
       brokenMs: init.brokenMs ?? 60_000,
       announceWaitMs: init.announceWaitMs ?? 1000,
+      settleMs: init.settleMs ?? 150,
     }
     this.#c = components
     this.#self = components.libp2p.peerId.toString()
@@ -108,6 +111,8 @@ export class PeerSource implements BlobSource {
     if (!this.#announced.has(digest.value) && this.#c.announce !== undefined) {
       this.#announced.add(digest.value)
       await raceAbort(this.#c.announce(digest), AbortSignal.timeout(this.#init.announceWaitMs)).catch(() => {})
+      // Others starting the same blob at the same moment announce too; let their records land.
+      await new Promise((resolve) => setTimeout(resolve, this.#init.settleMs))
     }
     const candidates = await this.#candidates(digest, options.signal)
     if (candidates.length === 0) throw new BlobUnknownError(digest.value)
@@ -140,13 +145,17 @@ export class PeerSource implements BlobSource {
         if ((this.#banned.get(provider.peerId) ?? 0) > now) continue
         if ((this.#broken.get(`${provider.peerId} ${digest.value}`) ?? 0) > now) continue
         found.push(provider)
-        if (found.length >= this.#init.maxProviders) break
+        if (found.length >= this.#init.maxProviders * 4) break
       }
     } catch (err) {
       if (signal?.aborted === true) throw signal.reason
       if (!deadline.aborted) this.#c.logger.debug({ digest: digest.value, err: (err as Error).message }, 'provider lookup failed')
     }
-    return found
+    // Peers that sort below us first (they may serve a fill in progress; the others only a
+    // complete copy), each group shuffled so that followers spread out into a tree.
+    const below = shuffle(found.filter((p) => p.peerId < this.#self))
+    const above = shuffle(found.filter((p) => p.peerId > this.#self))
+    return [...below, ...above].slice(0, this.#init.maxProviders)
   }
 
   /** Asks candidates in order, starting the next when the previous is slow or fails; the first usable answer wins. */
@@ -242,4 +251,12 @@ export class PeerSource implements BlobSource {
     })
     return watched
   }
+}
+
+function shuffle<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[items[i], items[j]] = [items[j]!, items[i]!]
+  }
+  return items
 }

@@ -52,6 +52,9 @@ export function readableOf(stream: Stream): Readable {
     ended = true
     readable.push(null)
   }
+  // A reset can arrive while nobody is reading (a server done with the request, a hedged
+  // loser): the error must not go unhandled. Readers still see it through their own listeners.
+  readable.on('error', () => {})
   stream.addEventListener('message', onMessage)
   stream.addEventListener('remoteCloseWrite', end)
   stream.addEventListener('close', (evt) => {

@@ -1,0 +1,31 @@
+/**
+ * A hostile peer, run as its own process: it joins the DHT, provides a digest, and answers
+ * every /pollen/blob/1.0.0 request for it with `ok, complete` and random bytes of the right
+ * size. Prints `ready <PeerId>` when it has provided.
+ *
+ *   node --import tsx test/helpers/lying-peer.ts --bootstrap MULTIADDR --digest sha256:… --size N
+ */
+import { randomBytes } from 'node:crypto'
+import { parseArgs } from 'node:util'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { pino } from 'pino'
+import { createPollenNode } from '../../content/p2p/node.js'
+import { DhtRouter } from '../../agent/p2p/router.js'
+import { sendBytes } from '../../agent/p2p/stream-io.js'
+import { BLOB_PROTOCOL, encodeResponse } from '../../protocol/blob-frames.js'
+
+const { values } = parseArgs({ options: { bootstrap: { type: 'string', multiple: true }, digest: { type: 'string' }, size: { type: 'string' } } })
+const size = Number(values.size)
+const logger = pino({ level: 'warn' })
+const node = await createPollenNode({ privateKey: await generateKeyPair('Ed25519'), bootstrap: values.bootstrap ?? [] }, { logger })
+await node.libp2p.handle(BLOB_PROTOCOL, (stream) => {
+  void (async () => {
+    await sendBytes(stream, encodeResponse({ status: 'ok', size, available: size, complete: true }))
+    for (let sent = 0; sent < size; sent += 1024 * 1024) await sendBytes(stream, randomBytes(Math.min(1024 * 1024, size - sent)))
+    await stream.close()
+  })().catch(() => stream.abort(new Error('lying peer stopped')))
+})
+const router = new DhtRouter({ libp2p: node.libp2p, logger })
+await router.provide(values.digest!, AbortSignal.timeout(10_000))
+process.stdout.write(`ready ${node.peerId}\n`)
+process.once('SIGTERM', () => void node.stop().then(() => process.exit(0)))
