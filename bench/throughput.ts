@@ -60,10 +60,14 @@ async function measure(url: string, pid: number, runs = RUNS): Promise<Sample> {
 
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'pollen-bench-'))
-  const registry = await startRegistry({})
-  const seed = await startSeedProcess(['--data', join(work, 'seed'), '--upstream', `${registry.host}=${registry.url}`, '--default-ns', registry.host])
-  const agent = await startAgentProcess(['--data', join(work, 'agent'), '--seed', seed.url, '--default-ns', registry.host, '--cache-size', `${4 * SIZE}`])
+  const stops: Array<() => Promise<void>> = []
   try {
+    const registry = await startRegistry({})
+    stops.unshift(() => registry.stop())
+    const seed = await startSeedProcess(['--data', join(work, 'seed'), '--upstream', `${registry.host}=${registry.url}`, '--default-ns', registry.host])
+    stops.unshift(() => seed.stop())
+    const agent = await startAgentProcess(['--data', join(work, 'agent'), '--seed', seed.url, '--default-ns', registry.host, '--cache-size', `${4 * SIZE}`])
+    stops.unshift(() => agent.stop())
     process.stdout.write(`generating and pushing a ${SIZE / 2 ** 20} MiB blob…\n`)
     const blob = await makeBlobFile(work, SIZE, 'bench')
     await pushBlob(registry.url, 'bench/blob', blob)
@@ -90,9 +94,7 @@ async function main(): Promise<void> {
     }
     process.stdout.write('\nEvery server\'s bytes were checked against the blob digest once after the timed runs.\n')
   } finally {
-    await agent.stop()
-    await seed.stop()
-    await registry.stop()
+    for (const stop of stops) await stop().catch(() => {})
     await rm(work, { recursive: true, force: true })
   }
 }

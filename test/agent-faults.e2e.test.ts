@@ -45,6 +45,13 @@ describeWithBinaries(['containerd', 'ctr', 'docker-registry'], 'agent under faul
   let agent: AgentProcess
   let image: BuiltImage
   let big: BlobFile
+  /** Every agent started, so that a failed test leaves none running. */
+  const started: AgentProcess[] = []
+  const startAgent = async (args: string[]): Promise<AgentProcess> => {
+    const a = await startAgentProcess(args)
+    started.push(a)
+    return a
+  }
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'pollen-e2e-faults-'))
@@ -56,7 +63,7 @@ describeWithBinaries(['containerd', 'ctr', 'docker-registry'], 'agent under faul
     seed = await startSeedProcess(seedArgsFor(registry, join(work, 'seed')))
   })
   afterAll(async () => {
-    await agent?.stop()
+    for (const a of started) await a.stop()
     await proxy?.stop()
     await seed?.stop()
     await registry?.stop()
@@ -67,7 +74,7 @@ describeWithBinaries(['containerd', 'ctr', 'docker-registry'], 'agent under faul
     const cutAt = 20 * MiB + 12345
     proxy = await startFaultyProxy({ target: seed.url, cutAfterBytes: cutAt, cuts: 2, matches: (req) => (req.url ?? '').includes(image.layers[0]!.digest) })
     const port = await freePort()
-    agent = await startAgentProcess(['--listen', `127.0.0.1:${port}`, '--data', join(work, 'agent-d'), '--seed', proxy.url])
+    agent = await startAgent(['--listen', `127.0.0.1:${port}`, '--data', join(work, 'agent-d'), '--seed', proxy.url])
     const hostsDir = join(work, 'certs.d')
     await configureContainerd(['--hosts-dir', hostsDir, '--registry', registry.host, '--listen', `127.0.0.1:${port}`])
     let ctd: RunningContainerd | undefined
@@ -95,7 +102,7 @@ describeWithBinaries(['containerd', 'ctr', 'docker-registry'], 'agent under faul
   })
 
   it('answers bad input with the right OCI error and stays up', async () => {
-    agent = await startAgentProcess(['--data', join(work, 'agent-bad'), '--seed', seed.url, '--default-ns', registry.host])
+    agent = await startAgent(['--data', join(work, 'agent-bad'), '--seed', seed.url, '--default-ns', registry.host])
     const D = image.layers[1]!.digest
     const cases: Array<[string, Record<string, string>, number, string]> = [
       [`/v2/../../etc/blobs/${D}`, {}, 400, 'NAME_INVALID'],
@@ -128,7 +135,7 @@ describeWithBinaries(['containerd', 'ctr', 'docker-registry'], 'agent under faul
   it('serves no partial blob after being killed mid-fill, and its index agrees with its files after restart', async () => {
     proxy = await startFaultyProxy({ target: seed.url, bytesPerSecond: 16 * MiB })
     const dataDir = join(work, 'agent-crash')
-    agent = await startAgentProcess(['--data', dataDir, '--seed', proxy.url, '--default-ns', registry.host])
+    agent = await startAgent(['--data', dataDir, '--seed', proxy.url, '--default-ns', registry.host])
     const path = `/v2/team/crash/blobs/${big.digest}`
     const pulling = raw(agent.url, path).catch(() => undefined)
     const tmp = join(dataDir, 'content', 'tmp')
@@ -139,7 +146,7 @@ describeWithBinaries(['containerd', 'ctr', 'docker-registry'], 'agent under faul
     await pulling
     await proxy.stop()
 
-    agent = await startAgentProcess(['--data', dataDir, '--seed', seed.url, '--default-ns', registry.host])
+    agent = await startAgent(['--data', dataDir, '--seed', seed.url, '--default-ns', registry.host])
     expect(await readdir(tmp)).toEqual([])
     const head = await raw(agent.url, path, {}, 'HEAD')
     expect(head.status).toBe(200)
