@@ -8,6 +8,7 @@ import { ManifestService } from '../content/manifest-service.js'
 import { closeServers, createOpsServer, healthHandler, listen, storeReadiness, type ReadinessCheck } from '../content/ops-server.js'
 import { createRegistryServer } from '../content/registry-server.js'
 import { ContentStore } from '../content/store.js'
+import { STALE_AFTER_MS } from './constants.js'
 import { FallbackSource } from '../content/fallback-source.js'
 import { startP2P } from './p2p/p2p.js'
 import type { AgentConfig } from './config.js'
@@ -80,7 +81,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
   )
   gauges.inflightFills = () => blobs.inflight
   const manifests = new ManifestService(
-    { tagTtlMs: config.tagTtlMs },
+    { tagTtlMs: config.tagTtlMs, staleAfterMs: STALE_AFTER_MS },
     {
       store,
       upstreams: remote.manifests,

@@ -13,3 +13,5 @@ export const DEFAULT_P2P_LISTEN = '/ip4/0.0.0.0/tcp/5051'
 export const DEFAULT_MAX_UPLOADS = 8
 /** How often an agent without peers asks the seed for its bootstrap address again. */
 export const SEED_BOOTSTRAP_RETRY_MS = 10_000
+/** A known tag answer is served stale when the remote has not answered a refresh within this. */
+export const STALE_AFTER_MS = 3_000

@@ -86,6 +86,25 @@ describe('ManifestService', () => {
     expect(got.bytes.equals(manifest)).toBe(true)
   })
 
+  it('serves the last known answer when the upstream is slower than staleAfterMs, and refreshes in the background', async () => {
+    const patient = new ManifestService({ tagTtlMs: 30_000, staleAfterMs: 50 }, { store, upstreams: new Map([['r.io', upstream]]), logger, now: () => now })
+    await patient.get(repo, { kind: 'tag', tag: 'v1' })
+    now += 60_000
+    let release!: () => void
+    const slowUpstream: ManifestUpstream = {
+      getManifest: async () => {
+        await new Promise<void>((resolve) => (release = resolve))
+        return { bytes: manifest, mediaType: OCI_MANIFEST }
+      },
+    }
+    const slowService = new ManifestService({ tagTtlMs: 30_000, staleAfterMs: 50 }, { store, upstreams: new Map([['r.io', slowUpstream]]), logger, now: () => now })
+    const started = Date.now()
+    const got = await slowService.get(repo, { kind: 'tag', tag: 'v1' })
+    expect(got.stale).toBe(true)
+    expect(Date.now() - started).toBeLessThan(2000)
+    release()
+  })
+
   it('does not serve a stale answer when the upstream says the tag is gone', async () => {
     await service.get(repo, { kind: 'tag', tag: 'v1' })
     now += 60_000

@@ -8,6 +8,7 @@ import { repositoryKey, type Reference, type Repository } from '../protocol/refe
 import { DEFAULT_TAG_TTL_MS } from './constants.js'
 import { SingleFlight } from './single-flight.js'
 import { TagCache, type TagEntry } from './tag-cache.js'
+import { raceAbort } from './abort.js'
 
 /** A manifest as served: exact bytes, media type and digest. */
 export interface Manifest {
@@ -25,6 +26,11 @@ export interface ManifestUpstream {
 
 export interface ManifestServiceInit {
   tagTtlMs?: number
+  /**
+   * When a tag's answer has expired but is known, serve it (stale) if the remote has not
+   * answered within this many ms; undefined waits for the remote's own deadline.
+   */
+  staleAfterMs?: number
 }
 
 export interface ManifestServiceComponents {
@@ -47,6 +53,7 @@ export interface ManifestServiceComponents {
  */
 export class ManifestService {
   readonly #ttl: number
+  readonly #staleAfterMs: number | undefined
   readonly #c: ManifestServiceComponents
   readonly #now: () => number
   readonly #tags = new TagCache()
@@ -54,6 +61,7 @@ export class ManifestService {
 
   constructor(init: ManifestServiceInit, components: ManifestServiceComponents) {
     this.#ttl = init.tagTtlMs ?? DEFAULT_TAG_TTL_MS
+    this.#staleAfterMs = init.staleAfterMs
     this.#c = components
     this.#now = components.now ?? Date.now
   }
@@ -79,20 +87,38 @@ export class ManifestService {
       const local = await this.#fromStore(parseDigest(known.digest))
       if (local !== undefined) return local
     }
-    try {
-      const manifest = await this.#flights.run(key, () => this.#fetch(upstream, repository, reference.tag, undefined, signal, accept))
+    const refresh = this.#flights.run(key, async () => {
+      const manifest = await this.#fetch(upstream, repository, reference.tag, undefined, undefined, accept)
       const entry = { digest: manifest.digest, mediaType: manifest.mediaType, fetchedAt: this.#now() }
       this.#tags.set(key, entry)
       await this.#c.store.putRecord(`tag:${key}`, entry).catch((err: unknown) => this.#c.logger.warn({ err }, 'could not persist a tag answer'))
       return manifest
+    })
+    try {
+      if (known === undefined || this.#staleAfterMs === undefined) return await raceAbort(refresh, signal)
+      // A slow remote must not hold the pull: past staleAfterMs the last known answer is
+      // served, and the refresh goes on in the background to update the cache.
+      let timer: NodeJS.Timeout | undefined
+      const slow = new Promise<'slow'>((resolve) => (timer = setTimeout(() => resolve('slow'), this.#staleAfterMs)))
+      const first = await raceAbort(Promise.race([refresh, slow]), signal).finally(() => clearTimeout(timer))
+      if (first !== 'slow') return first
+      refresh.catch(() => {})
+      return (await this.#stale(known, key, repository.ns, `no answer within ${this.#staleAfterMs} ms`)) ?? (await raceAbort(refresh, signal))
     } catch (err) {
       if (known === undefined || !isUnavailable(err)) throw err
-      const stale = await this.#fromStore(parseDigest(known.digest))
+      const stale = await this.#stale(known, key, repository.ns, (err as Error).message)
       if (stale === undefined) throw err
-      this.#c.logger.warn({ repository: key, digest: known.digest, err: (err as Error).message }, 'upstream unavailable; serving last known tag answer')
-      this.#c.onStaleTag?.(repository.ns)
-      return { ...stale, stale: true }
+      return stale
     }
+  }
+
+  /** The last known answer for a tag, marked stale (logged and counted), or undefined when its manifest is gone. */
+  async #stale(known: TagEntry, key: string, ns: string, why: string): Promise<Manifest | undefined> {
+    const stale = await this.#fromStore(parseDigest(known.digest))
+    if (stale === undefined) return undefined
+    this.#c.logger.warn({ repository: key, digest: known.digest, err: why }, 'upstream unavailable; serving last known tag answer')
+    this.#c.onStaleTag?.(ns)
+    return { ...stale, stale: true }
   }
 
   async #fetch(

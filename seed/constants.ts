@@ -8,3 +8,5 @@ export const DEFAULT_UPSTREAMS: Record<string, string> = { 'docker.io': 'https:/
 export const DEFAULT_REALM_HOSTS: Record<string, string[]> = { 'docker.io': ['auth.docker.io'] }
 /** The seed's libp2p bootstrap node listens here by default. */
 export const DEFAULT_P2P_LISTEN = '/ip4/0.0.0.0/tcp/5001'
+/** A known tag answer is served stale when the remote has not answered a refresh within this. */
+export const STALE_AFTER_MS = 5_000

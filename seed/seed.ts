@@ -5,6 +5,7 @@ import { Registry } from 'prom-client'
 import { CachingSource } from '../content/caching-source.js'
 import { closeServers, createOpsServer, healthHandler, listen, storeReadiness, type ReadinessCheck } from '../content/ops-server.js'
 import { ContentStore } from '../content/store.js'
+import { STALE_AFTER_MS } from './constants.js'
 import type { SeedConfig } from './config.js'
 import { ManifestService } from '../content/manifest-service.js'
 import { createSeedMetrics, type SeedGaugeSources, type SeedMetrics } from './metrics.js'
@@ -64,7 +65,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
   )
   gauges.inflightFills = () => blobs.inflight
   const manifests = new ManifestService(
-    { tagTtlMs: config.tagTtlMs },
+    { tagTtlMs: config.tagTtlMs, staleAfterMs: STALE_AFTER_MS },
     { store, upstreams, logger: logger.child({ component: 'manifests' }), onStaleTag: (registry) => metrics.staleTagsServed.inc({ registry }) },
   )
   const readiness = async (): Promise<ReadinessCheck[]> => [await storeReadiness(store)]
