@@ -11,7 +11,6 @@ export const MANIFEST_MEDIA_TYPES = [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LI
 export type ManifestMediaType = (typeof MANIFEST_MEDIA_TYPES)[number]
 
 const INDEX_TYPES = new Set<string>([OCI_INDEX, DOCKER_MANIFEST_LIST])
-const IMAGE_TYPES = new Set<string>([OCI_MANIFEST, DOCKER_MANIFEST])
 
 /** Upper bound on a manifest body; distribution uses 4 MiB. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024

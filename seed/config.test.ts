@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ConfigError, parseHostPort, parseSeedArgs } from './config.js'
+import { ConfigError, SEED_HELP, parseHostPort, parseSeedArgs, parseSeedCommand } from './config.js'
 
 describe('parseSeedArgs', () => {
   it('applies the embedded defaults when no flag is given', () => {
@@ -14,7 +14,17 @@ describe('parseSeedArgs', () => {
       logLevel: 'info',
       p2pListen: ['/ip4/0.0.0.0/tcp/5001'],
       p2pAnnounce: [],
+      keyRotationMs: 24 * 3_600_000,
+      tokenTtlMs: 600_000,
+      issuer: 'pollen-seed',
+      audience: 'pollen',
     })
+  })
+
+  it('parses the admission flags', () => {
+    const config = parseSeedArgs(['--key-rotation', '6h', '--token-ttl', '1h', '--issuer', 'seed.example', '--audience', 'edge-fleet'])
+    if (config === 'help') throw new Error('unexpected help')
+    expect([config.keyRotationMs, config.tokenTtlMs, config.issuer, config.audience]).toEqual([6 * 3_600_000, 3_600_000, 'seed.example', 'edge-fleet'])
   })
 
   it('parses repeated upstreams, realm hosts and durations', () => {
@@ -51,6 +61,13 @@ describe('parseSeedArgs', () => {
     [['--log-level', 'loud'], 'log-level'],
     [['--p2p-listen', '0.0.0.0:5001'], 'p2p-listen'],
     [['--no-such-flag'], 'arguments'],
+    [['--key-rotation', '0s'], 'key-rotation'],
+    [['--key-rotation', 'daily'], 'key-rotation'],
+    [['--token-ttl', '0'], 'token-ttl'],
+    [['--token-ttl', '1h1s'], 'token-ttl'],
+    [['--token-ttl', '2h'], 'token-ttl'],
+    [['--issuer', ''], 'issuer'],
+    [['--audience', 'two words'], 'audience'],
   ])('refuses %j with a ConfigError naming --%s', (argv, key) => {
     try {
       parseSeedArgs(argv)
@@ -63,5 +80,98 @@ describe('parseSeedArgs', () => {
 
   it('parses bracketed IPv6 listen addresses', () => {
     expect(parseHostPort('listen', '[::1]:5000')).toEqual({ host: '::1', port: 5000 })
+  })
+})
+
+describe('parseSeedCommand', () => {
+  const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+
+  const refusal = (argv: string[]): ConfigError => {
+    try {
+      parseSeedCommand(argv)
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError)
+      return err as ConfigError
+    }
+    throw new Error(`${JSON.stringify(argv)} was accepted`)
+  }
+
+  it('runs the seed when no command is given', () => {
+    const cmd = parseSeedCommand(['--listen', ':5000', '--token-ttl', '5m'])
+    if (cmd === 'help' || cmd.kind !== 'serve') throw new Error(`unexpected ${JSON.stringify(cmd)}`)
+    expect(cmd.config.tokenTtlMs).toBe(300_000)
+  })
+
+  it('applies the join-token create defaults', () => {
+    expect(parseSeedCommand(['join-token', 'create', '--data', '/d'])).toEqual({ kind: 'join-token-create', dataDir: '/d', ttlMs: 24 * 3_600_000, uses: 1, scope: ['**'] })
+  })
+
+  it('parses join-token create with ttl, unlimited uses and several scopes', () => {
+    expect(parseSeedCommand(['join-token', 'create', '--data', '/d', '--ttl', '2h', '--uses', 'unlimited', '--scope', 'team-a/**', '--scope', 'docker.io/library/*'])).toEqual({
+      kind: 'join-token-create',
+      dataDir: '/d',
+      ttlMs: 2 * 3_600_000,
+      uses: Infinity,
+      scope: ['team-a/**', 'docker.io/library/*'],
+    })
+    expect(parseSeedCommand(['join-token', 'create', '--data', '/d', '--uses', '5'])).toMatchObject({ uses: 5 })
+  })
+
+  it('parses join-token list and revoke', () => {
+    expect(parseSeedCommand(['join-token', 'list', '--data', '/d'])).toEqual({ kind: 'join-token-list', dataDir: '/d' })
+    expect(parseSeedCommand(['join-token', 'revoke', '--data', '/d', '0123456789abcdef'])).toEqual({ kind: 'join-token-revoke', dataDir: '/d', id: '0123456789abcdef' })
+  })
+
+  it('parses revoke with and without a reason', () => {
+    expect(parseSeedCommand(['revoke', '--data', '/d', PEER])).toEqual({ kind: 'revoke', dataDir: '/d', peerId: PEER })
+    expect(parseSeedCommand(['revoke', PEER, '--data', '/d', '--reason', 'node stolen'])).toEqual({ kind: 'revoke', dataDir: '/d', peerId: PEER, reason: 'node stolen' })
+  })
+
+  it('returns help for --help on any command', () => {
+    for (const argv of [['--help'], ['join-token', '--help'], ['join-token', 'create', '-h'], ['join-token', 'list', '--help'], ['revoke', '--help']]) {
+      expect(parseSeedCommand(argv)).toBe('help')
+    }
+  })
+
+  it.each([
+    [['join-token', 'create'], 'data'],
+    [['join-token', 'create', '--data', '/d', '--ttl', 'soon'], 'ttl'],
+    [['join-token', 'create', '--data', '/d', '--ttl', '0s'], 'ttl'],
+    [['join-token', 'create', '--data', '/d', '--ttl', '400d'], 'ttl'],
+    [['join-token', 'create', '--data', '/d', '--uses', '0'], 'uses'],
+    [['join-token', 'create', '--data', '/d', '--uses', '1.5'], 'uses'],
+    [['join-token', 'create', '--data', '/d', '--uses', 'many'], 'uses'],
+    [['join-token', 'create', '--data', '/d', '--scope', 'team-a//x'], 'scope'],
+    [['join-token', 'create', '--data', '/d', '--scope', 'Team-A/**'], 'scope'],
+    [['join-token', 'create', '--data', '/d', '--scope', 'docker.*/x'], 'scope'],
+    [['join-token', 'create', '--data', '/d', '--listen', ':5000'], 'arguments'],
+    [['join-token', 'list'], 'data'],
+    [['join-token', 'list', '--data', '/d', 'extra'], 'arguments'],
+    [['join-token', 'revoke', '--data', '/d'], 'id'],
+    [['join-token', 'revoke', '--data', '/d', 'not-an-id'], 'id'],
+    [['join-token', 'revoke', '--data', '/d', '0123456789abcdef', 'fedcba9876543210'], 'id'],
+    [['join-token', 'revoke', '0123456789abcdef'], 'data'],
+    [['join-token'], 'command'],
+    [['join-token', 'delete'], 'command'],
+    [['revoke', '--data', '/d'], 'peer-id'],
+    [['revoke', '--data', '/d', 'QmNotAPeer'], 'peer-id'],
+    [['revoke', '--data', '/d', PEER, '--reason', 'two\nlines'], 'reason'],
+    [['revoke', PEER], 'data'],
+    [['serve-please'], 'command'],
+  ])('refuses %j with a ConfigError naming %s', (argv, key) => {
+    expect(refusal(argv).key).toBe(key)
+  })
+
+  it('never echoes a join token given where an id or PeerId belongs', () => {
+    const token = `pjt_${'A'.repeat(43)}`
+    for (const argv of [['join-token', 'revoke', '--data', '/d', token], ['revoke', '--data', '/d', token], ['join-token', 'list', '--data', '/d', token]]) {
+      expect(refusal(argv).message).not.toContain(token)
+    }
+  })
+
+  it('documents every flag and command in the help', () => {
+    for (const word of ['--key-rotation', '--token-ttl', '--issuer', '--audience', 'join-token create', 'join-token list', 'join-token revoke', 'revoke PEERID', '--ttl', '--uses', '--scope', '--reason']) {
+      expect(SEED_HELP).toContain(word)
+    }
   })
 })

@@ -1,6 +1,10 @@
-import { parseArgs } from 'node:util'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { peerIdFromString } from '@libp2p/peer-id'
 export { ConfigError, parseHostPort } from '../protocol/config-values.js'
+import { DEFAULT_TOKEN_LIFETIME_S, MAX_SCOPE_PATTERNS, MAX_TOKEN_LIFETIME_S, ScopePatternInvalidError, parseScopePattern } from '../protocol/admission.js'
 import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, type HostPort } from '../protocol/config-values.js'
+import { looksLikeSecret } from './admission/audit-log.js'
+import { DEFAULT_JOIN_TOKEN_SCOPE, DEFAULT_JOIN_TOKEN_TTL_MS, DEFAULT_JOIN_TOKEN_USES, DEFAULT_KEY_ROTATION_MS } from './admission/constants.js'
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_P2P_LISTEN, DEFAULT_REALM_HOSTS, DEFAULT_TAG_TTL_MS, DEFAULT_UPSTREAMS } from './constants.js'
 
 export interface UpstreamConfig {
@@ -25,16 +29,61 @@ export interface SeedConfig {
   p2pListen: string[]
   /** Addresses to announce instead of the listen addresses. */
   p2pAnnounce: string[]
+  /** A signing key signs admission tokens for this long before the next key takes over. */
+  keyRotationMs: number
+  /** Lifetime of the admission tokens the seed issues; > 0 and ≤ MAX_TOKEN_LIFETIME_S × 1000. */
+  tokenTtlMs: number
+  /** `iss` of issued admission tokens. */
+  issuer: string
+  /** `aud` of issued admission tokens; agents and peers refuse tokens for another audience. */
+  audience: string
 }
 
-export const SEED_HELP = `Usage: pollen-seed [options]
+/** Administrative commands, run against a data dir (also while a seed is running on it). */
+export type SeedAdminCommand =
+  | {
+      kind: 'join-token-create'
+      dataDir: string
+      ttlMs: number
+      /** A positive integer, or `Infinity` for unlimited. */
+      uses: number
+      scope: string[]
+    }
+  | { kind: 'join-token-list'; dataDir: string }
+  | { kind: 'join-token-revoke'; dataDir: string; id: string }
+  | {
+      kind: 'revoke'
+      dataDir: string
+      /** Canonical (base58btc) PeerId. */
+      peerId: string
+      reason?: string
+    }
+
+export type SeedCommand = 'help' | { kind: 'serve'; config: SeedConfig } | SeedAdminCommand
+
+export const DEFAULT_ISSUER = 'pollen-seed'
+export const DEFAULT_AUDIENCE = 'pollen'
+/** A join token may stay redeemable for at most a year: a long-lived secret that admits nodes should not outlive that. */
+const MAX_JOIN_TOKEN_TTL_MS = 366 * 86_400_000
+const MAX_NAME_LENGTH = 256
+const MAX_REASON_LENGTH = 500
+/** Join-token ids as JoinTokenStore makes them. */
+const JOIN_TOKEN_ID = /^[0-9a-f]{16}$/
+
+export const SEED_HELP = `Usage:
+  pollen-seed [options]                                  Run the seed.
+  pollen-seed join-token create --data DIR [--ttl DURATION] [--uses N|unlimited] [--scope PATTERN]...
+  pollen-seed join-token list --data DIR
+  pollen-seed join-token revoke --data DIR ID
+  pollen-seed revoke --data DIR PEERID [--reason TEXT]
 
 The Pollen seed: a pull-through cache in front of upstream registries. It alone holds
-the upstream credentials and serves the OCI pull API to agents.
+the upstream credentials and serves the OCI pull API to agents. It also admits nodes:
+it redeems join tokens for admission tokens bound to the node's PeerId.
 
-Options:
+Options (running the seed):
   --listen HOST:PORT          Address of the registry API (default ${DEFAULT_LISTEN}).
-  --data DIR                  Data directory for the content cache (default ${DEFAULT_DATA_DIR}).
+  --data DIR                  Data directory: content cache and admission state (default ${DEFAULT_DATA_DIR}).
   --upstream NS=URL           An upstream registry: NS is the registry host agents name with
                               ?ns=, URL its API base. Repeatable. Default:
                               docker.io=https://registry-1.docker.io
@@ -51,35 +100,57 @@ Options:
   --p2p-listen MULTIADDR      libp2p address of the seed's bootstrap node (default ${DEFAULT_P2P_LISTEN}).
                               Repeatable. Agents learn it from GET /v1/bootstrap.
   --p2p-announce MULTIADDR    Address to announce to agents instead (e.g. the seed's service IP). Repeatable.
+  --key-rotation DURATION     A new admission signing key takes over after this long (default
+                              ${DEFAULT_KEY_ROTATION_MS / 3_600_000}h). Retired keys stay published until their tokens expire.
+  --token-ttl DURATION        Lifetime of issued admission tokens (default ${DEFAULT_TOKEN_LIFETIME_S / 60}m, at most ${MAX_TOKEN_LIFETIME_S / 60}m).
+  --issuer NAME               Issuer (iss) of admission tokens (default ${DEFAULT_ISSUER}).
+  --audience NAME             Audience (aud) of admission tokens (default ${DEFAULT_AUDIENCE}); agents and
+                              peers refuse tokens for another audience.
   -h, --help                  Show this help.
+
+Commands (safe to run beside a seed that uses the same --data):
+  join-token create           Create a join token. Prints only the token on stdout (it is
+                              shown once and stored only as a hash); a summary goes to stderr.
+    --data DIR                The seed's data directory (required).
+    --ttl DURATION            How long the token can be redeemed (default ${DEFAULT_JOIN_TOKEN_TTL_MS / 3_600_000}h, at most 366d).
+    --uses N|unlimited        How many nodes it admits (default ${DEFAULT_JOIN_TOKEN_USES}).
+    --scope PATTERN           Repositories the admitted nodes may pull, e.g. 'team-a/**',
+                              'docker.io/library/*'. Repeatable (default '${DEFAULT_JOIN_TOKEN_SCOPE.join(' ')}'). Quote it
+                              so the shell does not expand it.
+  join-token list             List join tokens: id, state, expiry, uses left, scope.
+    --data DIR                The seed's data directory (required).
+  join-token revoke ID        Forget the join token with this id (from list); it admits no one more.
+    --data DIR                The seed's data directory (required).
+  revoke PEERID               Stop admitting the node with this libp2p PeerId. Admission tokens
+                              it already holds stay valid until they expire (at most ${MAX_TOKEN_LIFETIME_S / 60}m).
+    --data DIR                The seed's data directory (required).
+    --reason TEXT             Why, for the revocation list and the audit log.
 `
 
-/** Parses the seed's command line. Throws ConfigError naming the bad flag. */
-export function parseSeedArgs(argv: string[]): SeedConfig | 'help' {
-  let values
-  try {
-    ;({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        listen: { type: 'string' },
-        data: { type: 'string' },
-        upstream: { type: 'string', multiple: true },
-        'realm-host': { type: 'string', multiple: true },
-        credentials: { type: 'string' },
-        'metrics-listen': { type: 'string' },
-        'tag-ttl': { type: 'string' },
-        'default-ns': { type: 'string' },
-        'log-level': { type: 'string' },
-        'p2p-listen': { type: 'string', multiple: true },
-        'p2p-announce': { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }))
-  } catch (err) {
-    throw new ConfigError('arguments', (err as Error).message)
+/**
+ * Parses the seed's command line: `pollen-seed [options]` runs the seed, `join-token …` and
+ * `revoke …` are administrative commands. Throws ConfigError naming the bad flag or argument.
+ */
+export function parseSeedCommand(argv: string[]): SeedCommand {
+  const [first, second] = argv
+  if (first === 'join-token') {
+    if (second === 'create') return parseJoinTokenCreate(argv.slice(2))
+    if (second === 'list') return parseJoinTokenList(argv.slice(2))
+    if (second === 'revoke') return parseJoinTokenRevoke(argv.slice(2))
+    if (second === '-h' || second === '--help') return 'help'
+    throw argumentError('command', `"join-token" needs create, list or revoke${second === undefined ? '' : `, not "${second.slice(0, 100)}"`} (see --help)`)
   }
+  if (first === 'revoke') return parseRevoke(argv.slice(1))
+  if (first !== undefined && !first.startsWith('-')) {
+    throw argumentError('command', `unknown command "${first.slice(0, 100)}" (commands: join-token, revoke; see --help)`)
+  }
+  const config = parseSeedArgs(argv)
+  return config === 'help' ? 'help' : { kind: 'serve', config }
+}
+
+/** Parses `pollen-seed [options]` (running the seed). Throws ConfigError naming the bad flag. */
+export function parseSeedArgs(argv: string[]): SeedConfig | 'help' {
+  const { values } = parse(argv, SERVE_OPTIONS, false)
   if (values.help === true) return 'help'
   const upstreams = parseUpstreams(values.upstream ?? Object.entries(DEFAULT_UPSTREAMS).map(([ns, url]) => `${ns}=${url}`))
   for (const spec of values['realm-host'] ?? []) {
@@ -101,7 +172,148 @@ export function parseSeedArgs(argv: string[]): SeedConfig | 'help' {
     logLevel,
     p2pListen: (values['p2p-listen'] ?? [DEFAULT_P2P_LISTEN]).map((a) => multiaddrFlag('p2p-listen', a)),
     p2pAnnounce: (values['p2p-announce'] ?? []).map((a) => multiaddrFlag('p2p-announce', a)),
+    keyRotationMs: values['key-rotation'] === undefined ? DEFAULT_KEY_ROTATION_MS : positiveDuration('key-rotation', values['key-rotation']),
+    tokenTtlMs: values['token-ttl'] === undefined ? DEFAULT_TOKEN_LIFETIME_S * 1000 : tokenTtl(values['token-ttl']),
+    issuer: nameFlag('issuer', values.issuer ?? DEFAULT_ISSUER),
+    audience: nameFlag('audience', values.audience ?? DEFAULT_AUDIENCE),
   }
+}
+
+const SERVE_OPTIONS = {
+  listen: { type: 'string' },
+  data: { type: 'string' },
+  upstream: { type: 'string', multiple: true },
+  'realm-host': { type: 'string', multiple: true },
+  credentials: { type: 'string' },
+  'metrics-listen': { type: 'string' },
+  'tag-ttl': { type: 'string' },
+  'default-ns': { type: 'string' },
+  'log-level': { type: 'string' },
+  'p2p-listen': { type: 'string', multiple: true },
+  'p2p-announce': { type: 'string', multiple: true },
+  'key-rotation': { type: 'string' },
+  'token-ttl': { type: 'string' },
+  issuer: { type: 'string' },
+  audience: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies Options
+
+const DATA_OPTIONS = { data: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const satisfies Options
+
+function parseJoinTokenCreate(argv: string[]): SeedCommand {
+  const { values } = parse(
+    argv,
+    { ...DATA_OPTIONS, ttl: { type: 'string' }, uses: { type: 'string' }, scope: { type: 'string', multiple: true } } as const,
+    false,
+  )
+  if (values.help === true) return 'help'
+  const ttlMs = values.ttl === undefined ? DEFAULT_JOIN_TOKEN_TTL_MS : positiveDuration('ttl', values.ttl)
+  if (ttlMs > MAX_JOIN_TOKEN_TTL_MS) throw new ConfigError('ttl', `"${values.ttl}" is longer than 366d`)
+  return { kind: 'join-token-create', dataDir: requiredData(values.data), ttlMs, uses: usesFlag(values.uses), scope: scopeFlag(values.scope) }
+}
+
+function parseJoinTokenList(argv: string[]): SeedCommand {
+  const { values } = parse(argv, DATA_OPTIONS, false)
+  if (values.help === true) return 'help'
+  return { kind: 'join-token-list', dataDir: requiredData(values.data) }
+}
+
+function parseJoinTokenRevoke(argv: string[]): SeedCommand {
+  const { values, positionals } = parse(argv, DATA_OPTIONS, true)
+  if (values.help === true) return 'help'
+  const id = onePositional('ID', 'id', positionals)
+  // Never echo a secret pasted where the id belongs.
+  if (looksLikeSecret(id)) throw argumentError('id', 'give the join token\'s id (from "join-token list"), not the token')
+  if (!JOIN_TOKEN_ID.test(id)) throw argumentError('id', `"${id.slice(0, 100)}" is not a join-token id (16 hex digits, from "join-token list")`)
+  return { kind: 'join-token-revoke', dataDir: requiredData(values.data), id }
+}
+
+function parseRevoke(argv: string[]): SeedCommand {
+  const { values, positionals } = parse(argv, { ...DATA_OPTIONS, reason: { type: 'string' } } as const, true)
+  if (values.help === true) return 'help'
+  const raw = onePositional('PEERID', 'peer-id', positionals)
+  let peerId: string
+  try {
+    peerId = peerIdFromString(raw).toString()
+  } catch {
+    const shown = looksLikeSecret(raw) ? 'that' : `"${raw.slice(0, 100)}"`
+    throw argumentError('peer-id', `${shown} is not a libp2p PeerId (like 12D3KooW…)`)
+  }
+  const reason = values.reason
+  if (reason !== undefined && (reason.length === 0 || reason.length > MAX_REASON_LENGTH || /[\u0000-\u001f\u007f]/.test(reason))) {
+    throw new ConfigError('reason', `must be 1 to ${MAX_REASON_LENGTH} characters on one line`)
+  }
+  return { kind: 'revoke', dataDir: requiredData(values.data), peerId, ...(reason === undefined ? {} : { reason }) }
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>
+
+function parse<O extends Options>(argv: string[], options: O, allowPositionals: boolean): ReturnType<typeof parseArgs<{ options: O; allowPositionals: boolean; strict: true }>> {
+  try {
+    return parseArgs({ args: argv, strict: true, allowPositionals, options })
+  } catch (err) {
+    const message = (err as Error).message
+    throw new ConfigError('arguments', looksLikeSecret(message) ? 'unexpected argument (see --help)' : message)
+  }
+}
+
+/** A ConfigError for a command or positional argument, which has no `--flag` to name in its message. */
+function argumentError(key: string, message: string): ConfigError {
+  const err = new ConfigError(key, message)
+  err.message = message
+  return err
+}
+
+function onePositional(label: string, key: string, positionals: string[]): string {
+  if (positionals.length !== 1) throw argumentError(key, `give exactly one ${label}${positionals.length > 1 ? `, not ${positionals.length}` : ''}`)
+  return positionals[0] as string
+}
+
+function requiredData(value: string | undefined): string {
+  if (value === undefined || value === '') throw new ConfigError('data', "is required: give the seed's data directory")
+  return value
+}
+
+function positiveDuration(key: string, value: string): number {
+  const ms = durationFlag(key, value)
+  if (!(ms > 0)) throw new ConfigError(key, `"${value}" must be longer than 0`)
+  return ms
+}
+
+function tokenTtl(value: string): number {
+  const ms = positiveDuration('token-ttl', value)
+  if (ms > MAX_TOKEN_LIFETIME_S * 1000) throw new ConfigError('token-ttl', `"${value}" is longer than the longest admission-token lifetime, ${MAX_TOKEN_LIFETIME_S}s`)
+  return ms
+}
+
+/** A token issuer or audience: printable, no spaces. */
+function nameFlag(key: string, value: string): string {
+  if (value.length === 0 || value.length > MAX_NAME_LENGTH || !/^[\x21-\x7e]+$/.test(value)) {
+    throw new ConfigError(key, `"${value.slice(0, 100)}" must be 1 to ${MAX_NAME_LENGTH} printable characters without spaces`)
+  }
+  return value
+}
+
+function usesFlag(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_JOIN_TOKEN_USES
+  if (value === 'unlimited') return Infinity
+  const n = Number(value)
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n <= 0) throw new ConfigError('uses', `"${value.slice(0, 100)}" must be a positive whole number or "unlimited"`)
+  return n
+}
+
+function scopeFlag(values: string[] | undefined): string[] {
+  const scope = values ?? [...DEFAULT_JOIN_TOKEN_SCOPE]
+  if (scope.length > MAX_SCOPE_PATTERNS) throw new ConfigError('scope', `at most ${MAX_SCOPE_PATTERNS} patterns`)
+  for (const pattern of scope) {
+    try {
+      parseScopePattern(pattern)
+    } catch (err) {
+      if (err instanceof ScopePatternInvalidError) throw new ConfigError('scope', err.message)
+      throw err
+    }
+  }
+  return scope
 }
 
 function parseUpstreams(specs: string[]): UpstreamConfig[] {

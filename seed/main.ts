@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 import { readFile } from 'node:fs/promises'
 import { pino } from 'pino'
-import { ConfigError, SEED_HELP, parseSeedArgs } from './config.js'
-import { startSeed } from './seed.js'
+import { MAX_TOKEN_LIFETIME_S } from '../protocol/admission.js'
+import { openAdmission } from './admission/admission.js'
+import { runCommand } from './commands.js'
+import { ConfigError, SEED_HELP, parseSeedCommand, type SeedCommand, type SeedConfig } from './config.js'
 import { loadDockerConfig } from '../content/registry-client/credentials.js'
 import { stopOnSignals } from '../content/process-signals.js'
 
 /** The seed's composition root: the only place that reads argv, env and files. */
-async function main(): Promise<void> {
-  let config
+async function main(argv: string[]): Promise<void> {
+  let command: SeedCommand
   try {
-    config = parseSeedArgs(process.argv.slice(2))
+    command = parseSeedCommand(argv)
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`pollen-seed: ${err.message}\n`)
@@ -18,10 +20,20 @@ async function main(): Promise<void> {
     }
     throw err
   }
-  if (config === 'help') {
+  if (command === 'help') {
     process.stdout.write(SEED_HELP)
     return
   }
+  if (command.kind !== 'serve') {
+    // stdout carries only the command's output (a join token, a table); logs go to stderr.
+    const logger = pino({ level: 'warn', base: { service: 'pollen-seed' } }, pino.destination(2))
+    process.exitCode = await runCommand(command, { stdout: process.stdout, stderr: process.stderr, logger })
+    return
+  }
+  await serve(command.config)
+}
+
+async function serve(config: SeedConfig): Promise<void> {
   const logger = pino({ level: config.logLevel, base: { service: 'pollen-seed' } })
   let credentials = new Map<string, { username: string; password: string }>()
   if (config.credentialsFile !== undefined) {
@@ -32,11 +44,24 @@ async function main(): Promise<void> {
       process.exit(2)
     }
   }
-  const seed = await startSeed(config, { logger, credentials })
+  const admission = await openAdmission(
+    { dataDir: config.dataDir, keyRotationMs: config.keyRotationMs, maxTokenLifetimeMs: MAX_TOKEN_LIFETIME_S * 1000 },
+    { logger: logger.child({ component: 'admission' }) },
+  )
+  // Loaded here so that help, flag errors and the admin commands need not load libp2p.
+  const { startSeed } = await import('./seed.js')
+  let seed
+  try {
+    // From here on the seed owns `admission` and closes it in close().
+    seed = await startSeed(config, { logger, credentials, admission })
+  } catch (err) {
+    await admission.close()
+    throw err
+  }
   stopOnSignals(logger, () => seed.close())
 }
 
-main().catch((err: unknown) => {
+main(process.argv.slice(2)).catch((err: unknown) => {
   process.stderr.write(`pollen-seed: ${(err as Error).stack ?? String(err)}\n`)
   process.exit(1)
 })

@@ -11,6 +11,8 @@ export interface SeedMetrics {
   inflightFills: Gauge
   fills: Counter<'outcome'>
   cacheBytes: Gauge
+  admissionIssued: Counter<'how'>
+  admissionDenied: Counter<'reason'>
 }
 
 /** Live values read at scrape time; set them once the components exist. */
@@ -64,6 +66,18 @@ export function createSeedMetrics(registry: Registry, sources: SeedGaugeSources 
       },
     }),
     fills: new Counter({ name: 'pollen_seed_fills_total', help: 'Blob fills from upstream, by outcome.', labelNames: ['outcome'], registers }),
+    admissionIssued: new Counter({
+      name: 'pollen_seed_admission_issued_total',
+      help: 'Admission tokens issued, by how the agent enrolled (join-token, refresh).',
+      labelNames: ['how'],
+      registers,
+    }),
+    admissionDenied: new Counter({
+      name: 'pollen_seed_admission_denied_total',
+      help: 'Enrollments refused, by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
     cacheBytes: new Gauge({
       name: 'pollen_seed_cache_bytes',
       help: 'Bytes of committed content in the seed cache.',

@@ -13,12 +13,16 @@ import { createRegistryServer } from '../content/registry-server.js'
 import { createPollenNode } from '../content/p2p/node.js'
 import { loadOrCreateIdentity } from '../content/p2p/identity.js'
 import { bootstrapHandler } from './bootstrap-endpoint.js'
+import type { Admission } from './admission/admission.js'
+import { admissionHandler } from './admission/http.js'
 import type { UpstreamCredentials } from '../content/registry-client/credentials.js'
 import { UpstreamBlobSource } from '../content/registry-client/upstream-blob-source.js'
 import { UpstreamRegistry } from '../content/registry-client/upstream-registry.js'
 
 export interface SeedComponents {
   logger: Logger
+  /** Admission state (keys, join tokens, revocations, audit); its endpoints are served when given. Closed by close(). */
+  admission?: Admission
   /** Upstream credentials by canonical registry host (from --credentials). */
   credentials: ReadonlyMap<string, UpstreamCredentials>
 }
@@ -73,6 +77,19 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
     { privateKey: await loadOrCreateIdentity(config.dataDir), listen: config.p2pListen, announce: config.p2pAnnounce.length > 0 ? config.p2pAnnounce : undefined },
     { logger: logger.child({ component: 'p2p' }) },
   )
+  const bootstrap = bootstrapHandler(node)
+  const admissionRoutes =
+    c.admission === undefined
+      ? undefined
+      : admissionHandler(
+          { issuer: config.issuer, audience: config.audience, tokenTtlMs: config.tokenTtlMs },
+          {
+            admission: c.admission,
+            logger: logger.child({ component: 'admission' }),
+            onIssued: (how) => metrics.admissionIssued.inc({ how }),
+            onDenied: (reason) => metrics.admissionDenied.inc({ reason }),
+          },
+        )
   const server = createRegistryServer(
     { defaultNs: config.defaultNs, registries: new Set(upstreams.keys()) },
     {
@@ -80,7 +97,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
       manifests,
       logger: logger.child({ component: 'registry' }),
       health: healthHandler({ readiness }),
-      routes: bootstrapHandler(node),
+      routes: (req, res) => bootstrap(req, res) || (admissionRoutes?.handle(req, res) ?? false),
       events: {
         request: (e) => metrics.requestDuration.observe({ method: e.method, route: e.route, status: String(e.status) }, e.seconds),
         manifestBytes: (n) => metrics.servedBytes.inc({ kind: 'manifest' }, n),
@@ -103,6 +120,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
     async close() {
       await closeServers(server, ops)
       await node.stop()
+      await c.admission?.close()
       await Promise.all([...upstreams.values()].map((u) => u.close()))
       await store.close()
     },

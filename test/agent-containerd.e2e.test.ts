@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startContainerd, type RunningContainerd } from './helpers/containerd.js'
 import { freePort } from './helpers/free-port.js'
 import { buildImage, buildIndex, pushImage, pushIndex, type BuiltImage, type BuiltIndex } from './helpers/oci-image.js'

@@ -170,7 +170,7 @@ describeWithBinaries(['docker-registry', 'skopeo'], 'seed against a real docker-
       await put.body.dump()
       const seedDir = join(f.work, 'seed')
       const files = await listFiles(seedDir)
-      for (const file of files) expect(file).toMatch(/^(p2p\/peer-key|content\/(index\/.+|blobs\/sha256\/[0-9a-f]{2}\/[0-9a-f]{64}))$/)
+      for (const file of files) expect(file).toMatch(/^(p2p\/peer-key|admission\/(keys\/[A-Za-z0-9_-]{43}\.json|audit\.log|join-tokens\.json|revoked\.json)|content\/(index\/.+|blobs\/sha256\/[0-9a-f]{2}\/[0-9a-f]{64}))$/)
       expect(await readdir(join(seedDir, 'content', 'tmp'))).toEqual([])
     })
 

@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { PollenError } from '../../protocol/errors.js'
+import { writeFileAtomic } from '../atomic-file.js'
 
 /** Where the key lives inside the agent's data dir. */
 export const PEER_KEY_PATH = join('p2p', 'peer-key')
@@ -40,7 +40,7 @@ export async function loadOrCreateIdentity(dataDir: string): Promise<PrivateKey>
 
   const key = await generateKeyPair('Ed25519')
   await mkdir(join(dataDir, 'p2p'), { recursive: true, mode: 0o700 })
-  await writeAtomically(path, privateKeyToProtobuf(key))
+  await writeFileAtomic(path, privateKeyToProtobuf(key))
   return key
 }
 
@@ -70,20 +70,3 @@ function decode(path: string, bytes: Uint8Array): PrivateKey {
   return key
 }
 
-/** Writes `bytes` to a sibling temp file with mode 0600, fsyncs it, then renames it over `path`. */
-async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
-  try {
-    const fh = await open(tmp, 'wx', 0o600)
-    try {
-      await fh.writeFile(bytes)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, path)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
-}

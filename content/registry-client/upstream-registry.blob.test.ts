@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { PollenError } from '../../protocol/errors.js'
 import { collect, serveBlob, startRegistry, startServer, type FakeRegistry, type FakeRegistryOptions, type FakeServer } from './fake-upstream.js'
 import { failure } from './fake-upstream.js'
 import { UpstreamRegistry, type UpstreamInit } from './upstream-registry.js'

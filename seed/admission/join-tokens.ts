@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import type { Logger } from 'pino'
 import { MAX_SCOPE_PATTERNS, parseScopePattern } from '../../protocol/admission.js'
-import { readTextIfPresent, writeFileAtomic } from './atomic-file.js'
+import { readTextIfPresent, writeFileAtomic } from '../../content/atomic-file.js'
 import {
   DEFAULT_JOIN_TOKEN_SCOPE,
   DEFAULT_JOIN_TOKEN_TTL_MS,

@@ -2,7 +2,7 @@ import { mkdir, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
-import { readTextIfPresent, writeFileAtomic } from './atomic-file.js'
+import { readTextIfPresent, writeFileAtomic } from '../../content/atomic-file.js'
 import { AdmissionStateInvalidError, PeerIdInvalidError } from './errors.js'
 import { FileLock } from './file-lock.js'
 

@@ -3,7 +3,7 @@ import { mkdir, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose'
 import type { Logger } from 'pino'
-import { readTextIfPresent, removeTempFiles, writeFileAtomic } from './atomic-file.js'
+import { readTextIfPresent, removeTempFiles, writeFileAtomic } from '../../content/atomic-file.js'
 import { DEFAULT_KEY_ROTATION_MS, DEFAULT_MAX_TOKEN_LIFETIME_MS, KEY_RETIREMENT_SKEW_MS } from './constants.js'
 import { SigningKeyInvalidError } from './errors.js'
 
