@@ -1,7 +1,4 @@
-import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -9,50 +6,32 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { pino } from 'pino'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { AdmissionVerifier } from '../../content/admission/verifier.js'
-import { openAdmission, type Admission } from '../../seed/admission/admission.js'
-import { admissionHandler } from '../../seed/admission/http.js'
+import type { Admission } from '../../seed/admission/admission.js'
+import { TEST_AUDIENCE, TEST_ISSUER, startAdmissionSeed, type AdmissionSeed } from '../../test/helpers/admission-seed.js'
 import { JwksCache, type JwksCacheInit } from './jwks-cache.js'
 import { TokenManager } from './token-manager.js'
 
-const ISSUER = 'pollen-seed'
-const AUDIENCE = 'pollen'
+const ISSUER = TEST_ISSUER
+const AUDIENCE = TEST_AUDIENCE
 const logger = pino({ level: 'silent' })
 const X = '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo'
 
 let dir: string
 let admission: Admission
-let server: Server
 let url: string
-let requests = 0
-/** When set, the server answers every request with this JSON instead of the seed handler's answer. */
-let override: unknown
 const cleanups: Array<() => Promise<void>> = []
 
-async function serverDown(): Promise<void> {
-  if (!server.listening) return
-  server.closeAllConnections()
-  await new Promise((r) => server.close(r))
-}
+let seed: AdmissionSeed
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pollen-jwks-cache-'))
-  admission = await openAdmission({ dataDir: join(dir, 'seed') }, { logger })
-  const { handle } = admissionHandler({ issuer: ISSUER, audience: AUDIENCE, tokenTtlMs: 600_000 }, { admission, logger })
-  requests = 0
-  override = undefined
-  server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    requests++
-    if (override !== undefined) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(override))
-    else if (!handle(req, res)) res.writeHead(404).end()
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  seed = await startAdmissionSeed(join(dir, 'seed'))
+  admission = seed.admission
+  url = seed.url
 })
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-  await serverDown()
-  await admission.close()
+  await seed.close()
   await rm(dir, { recursive: true, force: true })
 })
 
@@ -74,7 +53,7 @@ describe('JwksCache', () => {
     const fetched = first.keys()
     expect(fetched.keys.length).toBeGreaterThanOrEqual(1)
     await first.stop()
-    await serverDown()
+    await seed.down()
 
     const second = cache()
     await second.start()
@@ -87,7 +66,7 @@ describe('JwksCache', () => {
   })
 
   it('starts with no keys and no error when the seed is down and nothing was persisted', async () => {
-    await serverDown()
+    await seed.down()
     const jwks = cache({ requestTimeoutMs: 1_000 })
     await expect(jwks.start()).resolves.toBeUndefined()
     expect(jwks.keys()).toEqual({ keys: [] })
@@ -96,7 +75,7 @@ describe('JwksCache', () => {
 
   it('keeps only Ed25519 public signing keys, never one with a private part, and refuses a set with none', async () => {
     const good = { kty: 'OKP', crv: 'Ed25519', x: X, kid: 'k1', alg: 'EdDSA', use: 'sig', extra: 'dropped' }
-    override = {
+    seed.override = {
       keys: [
         good,
         { ...good, kid: 'k2', d: X },
@@ -109,9 +88,9 @@ describe('JwksCache', () => {
     const jwks = cache()
     await jwks.start()
     expect(jwks.keys()).toEqual({ keys: [{ kty: 'OKP', crv: 'Ed25519', x: X, kid: 'k1', alg: 'EdDSA', use: 'sig' }] })
-    override = { keys: [{ ...good, kid: 'k6', d: X }] }
+    seed.override = { keys: [{ ...good, kid: 'k6', d: X }] }
     await expect(jwks.refresh()).rejects.toMatchObject({ name: 'SeedAnswerInvalidError' })
-    override = { notKeys: [] }
+    seed.override = { notKeys: [] }
     await expect(jwks.refresh()).rejects.toMatchObject({ name: 'SeedAnswerInvalidError' })
     expect(jwks.keys().keys.map((k) => k.kid)).toEqual(['k1'])
   })
@@ -120,13 +99,13 @@ describe('JwksCache', () => {
     let skew = 0
     const jwks = cache({}, () => Date.now() + skew)
     await jwks.start()
-    expect(requests).toBe(1)
+    expect(seed.requests()).toBe(1)
     expect(jwks.refreshSoon()).toBe(false)
     skew = 5_000
     expect(jwks.refreshSoon()).toBe(true)
     expect(jwks.refreshSoon()).toBe(false)
     await new Promise((r) => setTimeout(r, 200))
-    expect(requests).toBe(2)
+    expect(seed.requests()).toBe(2)
     expect(jwks.refreshSoon()).toBe(false)
   })
 
@@ -134,6 +113,6 @@ describe('JwksCache', () => {
     const jwks = cache({ refreshMs: 100 })
     await jwks.start()
     await new Promise((r) => setTimeout(r, 450))
-    expect(requests).toBeGreaterThanOrEqual(3)
+    expect(seed.requests()).toBeGreaterThanOrEqual(3)
   })
 })

@@ -1,7 +1,4 @@
-import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -9,43 +6,32 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { pino } from 'pino'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { AdmissionVerifier } from '../../content/admission/verifier.js'
-import { openAdmission, type Admission } from '../../seed/admission/admission.js'
-import { admissionHandler } from '../../seed/admission/http.js'
+import type { Admission } from '../../seed/admission/admission.js'
+import { TEST_AUDIENCE, TEST_ISSUER, startAdmissionSeed, type AdmissionSeed } from '../../test/helpers/admission-seed.js'
 import { JwksCache } from './jwks-cache.js'
 import { parseRevocations, RevocationCache, type RevocationCacheInit } from './revocation-cache.js'
 import { TokenManager } from './token-manager.js'
 
-const ISSUER = 'pollen-seed'
-const AUDIENCE = 'pollen'
+const ISSUER = TEST_ISSUER
+const AUDIENCE = TEST_AUDIENCE
 const logger = pino({ level: 'silent' })
 
 let dir: string
 let admission: Admission
-let server: Server
 let url: string
 const cleanups: Array<() => Promise<void>> = []
 
-async function serverDown(): Promise<void> {
-  if (!server.listening) return
-  server.closeAllConnections()
-  await new Promise((r) => server.close(r))
-}
+let seed: AdmissionSeed
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pollen-revocation-cache-'))
-  admission = await openAdmission({ dataDir: join(dir, 'seed') }, { logger })
-  const { handle } = admissionHandler({ issuer: ISSUER, audience: AUDIENCE, tokenTtlMs: 600_000 }, { admission, logger })
-  server = createServer((req, res) => {
-    if (!handle(req, res)) res.writeHead(404).end()
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  seed = await startAdmissionSeed(join(dir, 'seed'))
+  admission = seed.admission
+  url = seed.url
 })
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-  await serverDown()
-  await admission.close()
+  await seed.close()
   await rm(dir, { recursive: true, force: true })
 })
 
@@ -90,7 +76,7 @@ describe('RevocationCache', () => {
     await first.start()
     expect(first.isRevoked(peerId)).toBe(true)
     await first.stop()
-    await serverDown()
+    await seed.down()
 
     const second = revocations({ requestTimeoutMs: 1_000 })
     await second.start()

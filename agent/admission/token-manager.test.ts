@@ -1,7 +1,4 @@
-import { once } from 'node:events'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -10,55 +7,13 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { pino, type Logger } from 'pino'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { AdmissionVerifier } from '../../content/admission/verifier.js'
-import { openAdmission, type Admission } from '../../seed/admission/admission.js'
-import { admissionHandler } from '../../seed/admission/http.js'
+import { TEST_AUDIENCE, TEST_ISSUER, startAdmissionSeed, type AdmissionSeed } from '../../test/helpers/admission-seed.js'
 import { JwksCache } from './jwks-cache.js'
 import { TokenManager, type TokenManagerInit } from './token-manager.js'
 
-const ISSUER = 'pollen-seed'
-const AUDIENCE = 'pollen'
+const ISSUER = TEST_ISSUER
+const AUDIENCE = TEST_AUDIENCE
 const silent = pino({ level: 'silent' })
-
-/** The real seed admission handler on loopback; `down()`/`up()` close and reopen the same port. */
-interface TestSeed {
-  url: string
-  admission: Admission
-  issued: string[]
-  down(): Promise<void>
-  up(): Promise<void>
-  close(): Promise<void>
-}
-
-async function startSeed(dataDir: string, tokenTtlMs = 600_000): Promise<TestSeed> {
-  const admission = await openAdmission({ dataDir }, { logger: silent })
-  const issued: string[] = []
-  const { handle } = admissionHandler({ issuer: ISSUER, audience: AUDIENCE, tokenTtlMs }, { admission, logger: silent, onIssued: (how) => issued.push(how) })
-  const server: Server = createServer((req, res) => {
-    if (!handle(req, res)) res.writeHead(404).end()
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  const down = async (): Promise<void> => {
-    if (!server.listening) return
-    server.closeAllConnections()
-    await new Promise((r) => server.close(r))
-  }
-  return {
-    url: `http://127.0.0.1:${port}`,
-    admission,
-    issued,
-    down,
-    async up() {
-      server.listen(port, '127.0.0.1')
-      await once(server, 'listening')
-    },
-    async close() {
-      await down()
-      await admission.close()
-    },
-  }
-}
 
 /** A logger that keeps every line, to check that no secret is ever logged. */
 function capturingLogger(): { logger: Logger; lines: string[] } {
@@ -67,7 +22,7 @@ function capturingLogger(): { logger: Logger; lines: string[] } {
 }
 
 let dir: string
-let seed: TestSeed
+let seed: AdmissionSeed
 let key: PrivateKey
 const cleanups: Array<() => Promise<void>> = []
 
@@ -87,7 +42,7 @@ function manager(init: Partial<TokenManagerInit>, c: Partial<ConstructorParamete
 }
 
 async function withSeed(tokenTtlMs?: number): Promise<void> {
-  seed = await startSeed(join(dir, 'seed'), tokenTtlMs)
+  seed = await startAdmissionSeed(join(dir, 'seed'), tokenTtlMs)
   cleanups.push(() => seed.close())
 }
 
@@ -199,7 +154,7 @@ describe('TokenManager', () => {
   })
 
   it('refuses settings out of range', () => {
-    seed = { url: 'http://127.0.0.1:1' } as TestSeed
+    seed = { url: 'http://127.0.0.1:1' } as AdmissionSeed
     expect(() => manager({ refreshAt: 1 })).toThrow(RangeError)
     expect(() => manager({ minBackoffMs: 500, maxBackoffMs: 100 })).toThrow(RangeError)
     expect(() => manager({ seedUrl: 'ftp://seed' })).toThrow(TypeError)
