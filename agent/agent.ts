@@ -11,14 +11,18 @@ import { ContentStore } from '../content/store.js'
 import { STALE_AFTER_MS } from './constants.js'
 import { FallbackSource } from '../content/fallback-source.js'
 import { startP2P } from './p2p/p2p.js'
+import { TokenManager } from './admission/token-manager.js'
+import { loadOrCreateIdentity } from '../content/p2p/identity.js'
 import type { AgentConfig } from './config.js'
 import { createAgentMetrics, type AgentGaugeSources, type AgentMetrics } from './metrics.js'
 import type { Remote } from './remote.js'
 
 export interface AgentComponents {
   logger: Logger
-  /** Builds the agent's remote (the seed, or upstreams when standalone) with the agent's metrics. */
-  remote: (metrics: AgentMetrics) => Remote
+  /** Builds the agent's remote (the seed, or upstreams when standalone) with the agent's metrics and admission token. */
+  remote: (metrics: AgentMetrics, bearer: () => string | undefined) => Remote
+  /** A join token to enroll with the seed (admission); without one the agent sends no token. */
+  joinToken?: string
 }
 
 export interface RunningAgent {
@@ -52,7 +56,16 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
     },
   )
   const detachEvictor = evictor.attach()
-  const remote = c.remote(metrics)
+  const tokens =
+    config.seed !== undefined && c.joinToken !== undefined
+      ? new TokenManager(
+          { seedUrl: config.seed, dataDir: config.dataDir, issuer: config.seedIssuer, joinToken: c.joinToken },
+          { privateKey: await loadOrCreateIdentity(config.dataDir), logger: logger.child({ component: 'admission' }) },
+        )
+      : undefined
+  await tokens?.start()
+  const bearer = (): string | undefined => tokens?.current()
+  const remote = c.remote(metrics, bearer)
   const p2p = config.p2p.enabled
     ? await startP2P(config.p2p, {
         logger,
@@ -61,6 +74,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
         seedUrl: config.seed,
         onLookup: (seconds) => metrics.dhtLookupDuration.observe(seconds),
         onUploadBytes: (n) => metrics.peerUploadBytes.inc(n),
+        token: bearer,
       })
     : undefined
   if (p2p !== undefined) gauges.peers = () => p2p.node.connectedPeers()
@@ -90,7 +104,10 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
       onDigestMismatch: () => metrics.digestMismatch.inc({ source: remote.name }),
     },
   )
-  const readiness = async (): Promise<ReadinessCheck[]> => [await storeReadiness(store)]
+  const readiness = async (): Promise<ReadinessCheck[]> => [
+    await storeReadiness(store),
+    ...(tokens === undefined ? [] : [{ name: 'admission', ok: tokens.valid(), detail: tokens.valid() ? undefined : 'no valid admission token' }]),
+  ]
   const server = createRegistryServer(
     { defaultNs: config.defaultNs, neverChallenge: true },
     {
@@ -129,6 +146,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
       await closeServers(server, ops)
       await p2p?.stop()
       await remote.close()
+      await tokens?.stop()
       await store.close()
     },
   }

@@ -17,6 +17,10 @@ export interface AgentConfig {
   tagTtlMs: number
   logLevel: string
   p2p: P2PConfig
+  /** The seed's admission issuer, signed into enrollment proofs. */
+  seedIssuer: string
+  /** A file holding a join token; with it the agent enrolls with the seed for an admission token. */
+  joinTokenFile?: string
 }
 
 export interface P2PConfig {
@@ -58,6 +62,9 @@ Options:
   --default-ns NS             Registry meant by requests without ?ns= (default ${DEFAULT_NS}).
   --tag-ttl DURATION          How long a tag's digest is reused before asking again (default ${DEFAULT_TAG_TTL_MS / 1000}s).
   --log-level LEVEL           trace, debug, info, warn, error (default info).
+  --join-token-file FILE      A join token from 'pollen-seed join-token create' (or POLLEN_JOIN_TOKEN):
+                              the agent enrolls with the seed and sends its admission token.
+  --seed-issuer NAME          The seed's --issuer, signed into enrollment proofs (default pollen-seed).
 
 Peer-to-peer (on when --seed or --bootstrap is given):
   --p2p-listen MULTIADDR      libp2p listen address (default ${DEFAULT_P2P_LISTEN}). Repeatable.
@@ -90,6 +97,8 @@ const AGENT_OPTIONS = {
   bootstrap: { type: 'string', multiple: true },
   'max-uploads': { type: 'string' },
   'upload-limit': { type: 'string' },
+  'join-token-file': { type: 'string' },
+  'seed-issuer': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -158,6 +167,8 @@ function agentConfig(values: Values): AgentConfig {
     tagTtlMs: ttl === undefined ? DEFAULT_TAG_TTL_MS : durationFlag('tag-ttl', ttl),
     logLevel,
     p2p: p2pConfig(values, seed !== undefined),
+    seedIssuer: str('seed-issuer') ?? 'pollen-seed',
+    joinTokenFile: str('join-token-file'),
   }
 }
 

@@ -24,9 +24,19 @@ async function main(argv: string[]): Promise<void> {
   if (config === 'help') return void process.stdout.write(AGENT_HELP)
   const logger = pino({ level: config.logLevel, base: { service: 'pollen-agent' } })
   const credentials = config.seed === undefined ? await standaloneCredentials(logger) : new Map<string, UpstreamCredentials>()
+  let joinToken = process.env.POLLEN_JOIN_TOKEN?.trim()
+  if (config.joinTokenFile !== undefined) {
+    try {
+      joinToken = (await readFile(config.joinTokenFile, 'utf8')).trim()
+    } catch (err) {
+      process.stderr.write(`pollen-agent: invalid --join-token-file: ${(err as Error).message}\n`)
+      process.exit(2)
+    }
+  }
   const agent = await startAgent(config, {
     logger,
-    remote: (metrics) => remoteFor(config, credentials, logger, metrics.remoteRequests, metrics.remoteBytes),
+    joinToken: joinToken === '' ? undefined : joinToken,
+    remote: (metrics, bearer) => remoteFor(config, credentials, logger, metrics.remoteRequests, metrics.remoteBytes, bearer),
   })
   stopOnSignals(logger, () => agent.close())
 }
@@ -37,8 +47,13 @@ function remoteFor(
   logger: Logger,
   requests: { inc(labels: { code: string }): void },
   bytes: { inc(n: number): void },
+  bearer: () => string | undefined,
 ) {
-  const c = { logger: logger.child({ component: config.seed === undefined ? 'upstream' : 'seed-client' }), metrics: { request: (_r: string, code: string) => requests.inc({ code }), bytes: (_r: string, n: number) => bytes.inc(n) } }
+  const c = {
+    logger: logger.child({ component: config.seed === undefined ? 'upstream' : 'seed-client' }),
+    metrics: { request: (_r: string, code: string) => requests.inc({ code }), bytes: (_r: string, n: number) => bytes.inc(n) },
+    bearer,
+  }
   return config.seed === undefined ? standaloneRemote(credentials, c) : seedRemote(config.seed, c)
 }
 

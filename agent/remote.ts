@@ -19,6 +19,8 @@ export interface Remote {
 export interface RemoteComponents {
   logger: Logger
   metrics: UpstreamMetrics
+  /** The agent's admission token for the seed, when it has one. */
+  bearer?: () => string | undefined
 }
 
 /**
@@ -28,7 +30,7 @@ export interface RemoteComponents {
 export function seedRemote(seedUrl: string, c: RemoteComponents): Remote {
   const seed = new UpstreamRegistry(
     { ns: new URL(seedUrl).host, url: seedUrl, requestTimeoutMs: SEED_REQUEST_TIMEOUT_MS, maxRetries: SEED_MAX_RETRIES },
-    { logger: c.logger, metrics: c.metrics },
+    { logger: c.logger, metrics: c.metrics, bearer: c.bearer },
   )
   const forNs = (ns: string): ManifestUpstream & UpstreamBlobs => ({
     getManifest: (repo, reference, opts) => seed.getManifest(repo, reference, { ...opts, ns }),

@@ -35,6 +35,11 @@ export interface RegistryServerComponents {
   logger: Logger
   /** Answers /healthz and /readyz on this listener too. */
   health: (req: IncomingMessage, res: ServerResponse) => boolean
+  /**
+   * Admission check for manifest and blob requests (the seed's bearer tokens); throws a
+   * PollenError (UNAUTHORIZED, DENIED) to refuse. Absent: every request is admitted.
+   */
+  authorize?: (req: IncomingMessage, repository: Repository) => Promise<void>
   /** Other endpoints outside /v2/ (the seed's /v1/bootstrap); returns true when it answered. */
   routes?: (req: IncomingMessage, res: ServerResponse) => boolean
   events?: RegistryServerEvents
@@ -82,6 +87,7 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
         throw new PollenError('RouteUnknownError', 'NAME_UNKNOWN', 'no such endpoint in the pull API')
       case 'manifest': {
         requireRegistry(parsed.repository)
+        await c.authorize?.(req, parsed.repository)
         // The fetch may be shared with other clients, so only the deadline bounds it.
         const accept = normaliseManifestAccept(headerValue(req.headers.accept))
         const m = await c.manifests.get(parsed.repository, parsed.reference, { signal: AbortSignal.timeout(MANIFEST_DEADLINE_MS), accept })
@@ -101,6 +107,7 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
       }
       case 'blob': {
         requireRegistry(parsed.repository)
+        await c.authorize?.(req, parsed.repository)
         const signal = requestSignal(res, BLOB_OPEN_DEADLINE_MS)
         const blob = await c.blobs.acquire(parsed.digest, { repository: parsed.repository, signal })
         const result = await sendBlob(req, res, blob).catch((err: unknown) => {

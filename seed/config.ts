@@ -37,6 +37,8 @@ export interface SeedConfig {
   issuer: string
   /** `aud` of issued admission tokens; agents and peers refuse tokens for another audience. */
   audience: string
+  /** Require a valid admission token with a covering scope on every manifest and blob request. */
+  requireAdmission: boolean
 }
 
 /** Administrative commands, run against a data dir (also while a seed is running on it). */
@@ -106,6 +108,8 @@ Options (running the seed):
   --issuer NAME               Issuer (iss) of admission tokens (default ${DEFAULT_ISSUER}).
   --audience NAME             Audience (aud) of admission tokens (default ${DEFAULT_AUDIENCE}); agents and
                               peers refuse tokens for another audience.
+  --require-admission         Require an admission token (Authorization: Bearer) whose scope covers
+                              the repository on every manifest and blob request (off by default for now).
   -h, --help                  Show this help.
 
 Commands (safe to run beside a seed that uses the same --data):
@@ -176,6 +180,7 @@ export function parseSeedArgs(argv: string[]): SeedConfig | 'help' {
     tokenTtlMs: values['token-ttl'] === undefined ? DEFAULT_TOKEN_LIFETIME_S * 1000 : tokenTtl(values['token-ttl']),
     issuer: nameFlag('issuer', values.issuer ?? DEFAULT_ISSUER),
     audience: nameFlag('audience', values.audience ?? DEFAULT_AUDIENCE),
+    requireAdmission: values['require-admission'] === true,
   }
 }
 
@@ -195,6 +200,7 @@ const SERVE_OPTIONS = {
   'token-ttl': { type: 'string' },
   issuer: { type: 'string' },
   audience: { type: 'string' },
+  'require-admission': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options
 

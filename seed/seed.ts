@@ -98,6 +98,19 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
       logger: logger.child({ component: 'registry' }),
       health: healthHandler({ readiness }),
       routes: (req, res) => bootstrap(req, res) || (admissionRoutes?.handle(req, res) ?? false),
+      authorize:
+        config.requireAdmission && admissionRoutes !== undefined
+          ? async (req, repository) => {
+              const header = req.headers.authorization
+              const token = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : undefined
+              try {
+                await admissionRoutes.verifier.verify(token, { repository })
+              } catch (err) {
+                metrics.admissionDenied.inc({ reason: (err as { reason?: string }).reason ?? 'error' })
+                throw err
+              }
+            }
+          : undefined,
       events: {
         request: (e) => metrics.requestDuration.observe({ method: e.method, route: e.route, status: String(e.status) }, e.seconds),
         manifestBytes: (n) => metrics.servedBytes.inc({ kind: 'manifest' }, n),

@@ -20,6 +20,8 @@ export interface P2PComponents {
   seedUrl?: string
   onLookup?: (seconds: number, found: number) => void
   onUploadBytes?: (n: number) => void
+  /** The admission token sent with blob requests to peers. */
+  token?: () => string | undefined
 }
 
 /** The agent's peer-to-peer side: node, router, the peer source for the read path, and (once serve() ran) the blob server. */
@@ -54,7 +56,7 @@ export async function startP2P(config: P2PConfig, c: P2PComponents): Promise<P2P
   )
   const router = new DhtRouter({ libp2p: node.libp2p, logger, onLookup: c.onLookup })
   const advertiser = new Advertiser({ store: c.store, router, logger })
-  const peerSource = new PeerSource({}, { libp2p: node.libp2p, router, logger, announce: (digest) => router.provide(digest.value) })
+  const peerSource = new PeerSource({}, { libp2p: node.libp2p, router, logger, announce: (digest) => router.provide(digest.value), token: c.token })
   let server: BlobServer | undefined
   const retry =
     c.seedUrl === undefined

@@ -64,6 +64,8 @@ export interface UpstreamComponents {
   metrics?: UpstreamMetrics
   /** Waits between retries; rejects with the signal's reason when it aborts. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
+  /** A bearer token sent with every request that has no other authorization (the agent's admission token to its seed). */
+  bearer?: () => string | undefined
 }
 
 export interface UpstreamManifest {
@@ -105,6 +107,7 @@ export class UpstreamRegistry {
   readonly #dispatcher: Dispatcher
   readonly #ownsDispatcher: boolean
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>
+  readonly #bearer: (() => string | undefined) | undefined
   readonly #auth: UpstreamAuth
   readonly #requestTimeoutMs: number
   readonly #bodyIdleTimeoutMs: number
@@ -126,6 +129,7 @@ export class UpstreamRegistry {
     this.#ownsDispatcher = components.dispatcher === undefined
     this.#dispatcher = components.dispatcher ?? new Agent()
     this.#sleep = components.sleep ?? abortableSleep
+    this.#bearer = components.bearer
     this.#requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
     this.#bodyIdleTimeoutMs = init.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS
     this.#maxRetries = init.maxRetries ?? DEFAULT_MAX_RETRIES
@@ -313,7 +317,7 @@ export class UpstreamRegistry {
   async #exchange(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, s: Subject, signal: AbortSignal): Promise<Response> {
     const url = new URL(`${this.#url.pathname.replace(/\/+$/, '')}${path}`, this.#url.origin)
     const scope = `repository:${s.repo}:pull`
-    let authorization = this.#auth.initial(scope)
+    let authorization = this.#auth.initial(scope) ?? this.#bearerHeader()
     for (let answered = false; ; answered = true) {
       const res = await send(url, {
         dispatcher: this.#dispatcher,
@@ -336,6 +340,11 @@ export class UpstreamRegistry {
       }
       authorization = await this.#auth.answer(challenge, scope, authorization, signal)
     }
+  }
+
+  #bearerHeader(): string | undefined {
+    const token = this.#bearer?.()
+    return token === undefined ? undefined : `Bearer ${token}`
   }
 
   #subject(kind: Subject['kind'], repo: string, ref: string): Subject {

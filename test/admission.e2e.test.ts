@@ -1,0 +1,85 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { buildImage, pushImage, type BuiltImage } from './helpers/oci-image.js'
+import { startAgentProcess, startSeedProcess, type AgentProcess, type SeedProcess } from './helpers/pollen-process.js'
+import { seedArgsFor } from './helpers/pollen-stack.js'
+import { pullImage } from './helpers/pull-client.js'
+import { startRegistry, type RunningRegistry } from './helpers/registry.js'
+import { describeWithBinaries } from './helpers/requirements.js'
+
+const run = promisify(execFile)
+const SEED_MAIN = fileURLToPath(new URL('../dist/seed/main.js', import.meta.url))
+
+describeWithBinaries(['docker-registry'], 'admission on the seed hop (--require-admission)', () => {
+  let work: string
+  let registry: RunningRegistry
+  let seed: SeedProcess
+  let image: BuiltImage
+  const agents: AgentProcess[] = []
+
+  async function joinToken(scope: string): Promise<string> {
+    const { stdout } = await run(process.execPath, [SEED_MAIN, 'join-token', 'create', '--data', join(work, 'seed'), '--uses', '1', '--scope', scope], { timeout: 30_000 })
+    const path = join(work, `join-${agents.length}-${Math.random().toString(36).slice(2)}`)
+    await writeFile(path, stdout, { mode: 0o600 })
+    return path
+  }
+  async function agent(extra: string[]): Promise<AgentProcess> {
+    const a = await startAgentProcess(['--data', join(work, `agent-${agents.length}`), '--seed', seed.url, '--default-ns', registry.host, ...extra])
+    agents.push(a)
+    return a
+  }
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'pollen-e2e-admission-'))
+    registry = await startRegistry({})
+    image = await buildImage(join(work, 'img'), { layers: [300_000, 20_000], seed: 'admission' })
+    await pushImage(registry.url, 'team/app', 'v1', image)
+    seed = await startSeedProcess([...seedArgsFor(registry, join(work, 'seed')), '--require-admission'])
+  })
+  afterAll(async () => {
+    for (const a of agents) await a.stop()
+    await seed?.stop()
+    await registry?.stop()
+    if (work !== undefined) await rm(work, { recursive: true, force: true })
+  })
+
+  it('lets an agent enrolled with a join token pull, and shows a valid token in /readyz', async () => {
+    const a = await agent(['--join-token-file', await joinToken('**')])
+    const pulled = await pullImage(a.url, 'team/app', 'v1', registry.host)
+    expect(pulled.blobs).toBe(3)
+    expect(await seed.metric('pollen_seed_admission_issued_total', { how: 'join-token' })).toBe(1)
+    const ready = (await (await fetch(`${a.url}/readyz`)).json()) as { checks: Array<{ name: string; ok: boolean }> }
+    expect(ready.checks).toContainEqual({ name: 'admission', ok: true })
+    expect(a.output()).not.toMatch(/pjt_|eyJ[A-Za-z0-9_-]{20,}\./)
+  })
+
+  it('refuses requests without a token, with a garbage token, and outside the token\'s scope', async () => {
+    const noToken = await fetch(`${seed.url}/v2/team/app/manifests/v1`, { signal: AbortSignal.timeout(10_000) })
+    expect(noToken.status).toBe(401)
+    expect(((await noToken.json()) as { errors: Array<{ code: string }> }).errors[0]!.code).toBe('UNAUTHORIZED')
+    const garbage = await fetch(`${seed.url}/v2/team/app/manifests/v1`, { headers: { authorization: 'Bearer not.a.token' }, signal: AbortSignal.timeout(10_000) })
+    expect(garbage.status).toBe(401)
+    expect(await seed.metric('pollen_seed_admission_denied_total', { reason: 'missing' })).toBeGreaterThanOrEqual(1)
+    expect(await seed.metric('pollen_seed_admission_denied_total', { reason: 'malformed' })).toBeGreaterThanOrEqual(1)
+
+    const unenrolled = await agent([])
+    await expect(pullImage(unenrolled.url, 'team/app', 'v1', registry.host)).rejects.toThrow(/HTTP 403/)
+    const outOfScope = await agent(['--join-token-file', await joinToken('other/**')])
+    await expect(pullImage(outOfScope.url, 'team/app', 'v1', registry.host)).rejects.toThrow(/HTTP 403/)
+    expect(await seed.metric('pollen_seed_admission_denied_total', { reason: 'scope' })).toBeGreaterThanOrEqual(1)
+  })
+
+  it('refuses a used-up join token at enrollment, and the agent reports itself not ready', async () => {
+    const path = await joinToken('**')
+    await agent(['--join-token-file', path])
+    const second = await agent(['--join-token-file', path])
+    const ready = await fetch(`${second.url}/readyz`)
+    expect(ready.status).toBe(503)
+    expect(await seed.metric('pollen_seed_admission_denied_total')).toBeGreaterThanOrEqual(1)
+  })
+})
