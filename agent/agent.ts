@@ -12,6 +12,9 @@ import { STALE_AFTER_MS } from './constants.js'
 import { FallbackSource } from '../content/fallback-source.js'
 import { startP2P } from './p2p/p2p.js'
 import { TokenManager } from './admission/token-manager.js'
+import { JwksCache } from './admission/jwks-cache.js'
+import { RevocationCache } from './admission/revocation-cache.js'
+import { AdmissionVerifier, type AdmissionJwks } from '../content/admission/verifier.js'
 import { loadOrCreateIdentity } from '../content/p2p/identity.js'
 import type { AgentConfig } from './config.js'
 import { createAgentMetrics, type AgentGaugeSources, type AgentMetrics } from './metrics.js'
@@ -65,6 +68,22 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
       : undefined
   await tokens?.start()
   const bearer = (): string | undefined => tokens?.current()
+  // An enrolled agent serves only admitted peers: their token, checked with the seed's keys
+  // (cached on disk, so this keeps working while the seed is down) and revocation list.
+  const peerAdmission = tokens === undefined || config.seed === undefined ? undefined : await startPeerAdmission(config, config.seed, logger)
+  const authorize =
+    peerAdmission === undefined
+      ? undefined
+      : async (token: string | undefined, remotePeer: string): Promise<void> => {
+          try {
+            await peerAdmission.verifier.verify(token, { peerId: remotePeer })
+          } catch (err) {
+            const reason = (err as { reason?: string }).reason ?? 'error'
+            if (reason === 'unknown-key') peerAdmission.jwks.refreshSoon()
+            metrics.admissionDenied.inc({ reason })
+            throw err
+          }
+        }
   const remote = c.remote(metrics, bearer)
   const p2p = config.p2p.enabled
     ? await startP2P(config.p2p, {
@@ -75,6 +94,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
         onLookup: (seconds) => metrics.dhtLookupDuration.observe(seconds),
         onUploadBytes: (n) => metrics.peerUploadBytes.inc(n),
         token: bearer,
+        authorize,
       })
     : undefined
   if (p2p !== undefined) gauges.peers = () => p2p.node.connectedPeers()
@@ -147,7 +167,26 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
       await p2p?.stop()
       await remote.close()
       await tokens?.stop()
+      await peerAdmission?.stop()
       await store.close()
+    },
+  }
+}
+
+/** The seed's keys and revocations, cached and polled, and a verifier over them for peers' tokens. */
+async function startPeerAdmission(config: AgentConfig, seedUrl: string, logger: Logger) {
+  const jwks = new JwksCache({ seedUrl, dataDir: config.dataDir }, { logger: logger.child({ component: 'jwks' }) })
+  const revocations = new RevocationCache({ seedUrl, dataDir: config.dataDir }, { logger: logger.child({ component: 'revocations' }) })
+  await Promise.all([jwks.start(), revocations.start()])
+  const verifier = new AdmissionVerifier(
+    { issuer: config.seedIssuer, audience: config.seedAudience },
+    { keys: () => jwks.keys() as AdmissionJwks, revoked: (peerId) => revocations.isRevoked(peerId) },
+  )
+  return {
+    jwks,
+    verifier,
+    async stop() {
+      await Promise.all([jwks.stop(), revocations.stop()])
     },
   }
 }

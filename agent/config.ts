@@ -21,6 +21,8 @@ export interface AgentConfig {
   seedIssuer: string
   /** A file holding a join token; with it the agent enrolls with the seed for an admission token. */
   joinTokenFile?: string
+  /** The fleet's admission audience (the seed's --audience), checked on peers' tokens. */
+  seedAudience: string
 }
 
 export interface P2PConfig {
@@ -65,6 +67,8 @@ Options:
   --join-token-file FILE      A join token from 'pollen-seed join-token create' (or POLLEN_JOIN_TOKEN):
                               the agent enrolls with the seed and sends its admission token.
   --seed-issuer NAME          The seed's --issuer, signed into enrollment proofs (default pollen-seed).
+  --seed-audience NAME        The seed's --audience, required in peers' tokens (default pollen).
+                              An enrolled agent serves blobs only to peers whose token is valid.
 
 Peer-to-peer (on when --seed or --bootstrap is given):
   --p2p-listen MULTIADDR      libp2p listen address (default ${DEFAULT_P2P_LISTEN}). Repeatable.
@@ -99,6 +103,7 @@ const AGENT_OPTIONS = {
   'upload-limit': { type: 'string' },
   'join-token-file': { type: 'string' },
   'seed-issuer': { type: 'string' },
+  'seed-audience': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -169,6 +174,7 @@ function agentConfig(values: Values): AgentConfig {
     p2p: p2pConfig(values, seed !== undefined),
     seedIssuer: str('seed-issuer') ?? 'pollen-seed',
     joinTokenFile: str('join-token-file'),
+    seedAudience: str('seed-audience') ?? 'pollen',
   }
 }
 

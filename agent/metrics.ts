@@ -16,6 +16,7 @@ export interface AgentMetrics {
   evictedBytes: Counter
   peerUploadBytes: Counter
   dhtLookupDuration: Histogram
+  admissionDenied: Counter<'reason'>
 }
 
 /** Live values read at scrape time; set them once the components exist. */
@@ -86,6 +87,12 @@ export function createAgentMetrics(registry: Registry, sources: AgentGaugeSource
     fills: new Counter({ name: 'pollen_agent_fills_total', help: 'Finished blob fills, by outcome (committed, failed).', labelNames: ['outcome'], registers }),
     evictions: new Counter({ name: 'pollen_agent_evictions_total', help: 'Blobs evicted to stay under the cache size.', registers }),
     evictedBytes: new Counter({ name: 'pollen_agent_evicted_bytes_total', help: 'Bytes evicted to stay under the cache size.', registers }),
+    admissionDenied: new Counter({
+      name: 'pollen_agent_admission_denied_total',
+      help: 'Blob requests from peers refused for their admission token, by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
     peerUploadBytes: new Counter({ name: 'pollen_agent_peer_upload_bytes_total', help: 'Blob bytes sent to other agents over libp2p.', registers }),
     dhtLookupDuration: new Histogram({
       name: 'pollen_agent_dht_lookup_duration_seconds',

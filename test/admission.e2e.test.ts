@@ -1,5 +1,12 @@
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import { pino } from 'pino'
+import { signProof } from '../content/admission/proof.js'
+import { createPollenNode } from '../content/p2p/node.js'
+import { readFrame, readableOf, sendBytes } from '../agent/p2p/stream-io.js'
+import { BLOB_PROTOCOL, encodeRequest } from '../protocol/blob-frames.js'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -8,7 +15,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { buildImage, pushImage, type BuiltImage } from './helpers/oci-image.js'
 import { startAgentProcess, startSeedProcess, type AgentProcess, type SeedProcess } from './helpers/pollen-process.js'
 import { seedArgsFor } from './helpers/pollen-stack.js'
-import { pullImage } from './helpers/pull-client.js'
+import { fetchBlob, pullImage } from './helpers/pull-client.js'
 import { startRegistry, type RunningRegistry } from './helpers/registry.js'
 import { describeWithBinaries } from './helpers/requirements.js'
 
@@ -72,6 +79,50 @@ describeWithBinaries(['docker-registry'], 'admission on the seed hop (--require-
     const outOfScope = await agent(['--join-token-file', await joinToken('other/**')])
     await expect(pullImage(outOfScope.url, 'team/app', 'v1', registry.host)).rejects.toThrow(/HTTP 403/)
     expect(await seed.metric('pollen_seed_admission_denied_total', { reason: 'scope' })).toBeGreaterThanOrEqual(1)
+  })
+
+  it('serves blobs over libp2p to an enrolled peer and refuses one without a token', async () => {
+    const a = await agent(['--join-token-file', await joinToken('**')])
+    const b = await agent(['--join-token-file', await joinToken('**')])
+    const c = await agent([])
+    await new Promise((r) => setTimeout(r, 1000))
+    await pullImage(a.url, 'team/app', 'v1', registry.host)
+    await pullImage(b.url, 'team/app', 'v1', registry.host)
+    expect(await b.metric('pollen_agent_blob_bytes_total', { source: 'peer' })).toBeGreaterThanOrEqual(image.layers.reduce((n, l) => n + l.size, 0))
+    // The blob by digest: the peers refuse C (no token), and so does the seed.
+    await expect(fetchBlob(c.url, 'team/app', image.layers[0]!.digest, `?ns=${registry.host}`)).rejects.toThrow(/HTTP 403/)
+    const deniedByPeers = (await a.metric('pollen_agent_admission_denied_total', { reason: 'missing' })) + (await b.metric('pollen_agent_admission_denied_total', { reason: 'missing' }))
+    expect(deniedByPeers).toBeGreaterThanOrEqual(1)
+  })
+
+  it('refuses over libp2p a token that was issued to another PeerId (a stolen token)', async () => {
+    const holder = await agent(['--join-token-file', await joinToken('**')])
+    await pullImage(holder.url, 'team/app', 'v1', registry.host)
+    // Enroll identity X with the seed, then present X's token from identity Y.
+    const x = await generateKeyPair('Ed25519')
+    const proof = await signProof(x, 'pollen-seed', Math.floor(Date.now() / 1000))
+    const join = (await readFile(await joinToken('**'), 'utf8')).trim()
+    const enrolled = await fetch(`${seed.url}/v1/admission`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ peerId: proof.peerId, proof: { timestamp: proof.timestamp, signature: proof.signature }, joinToken: join }),
+      signal: AbortSignal.timeout(10_000),
+    })
+    expect(enrolled.status).toBe(200)
+    const stolen = ((await enrolled.json()) as { token: string }).token
+    const y = await createPollenNode({ privateKey: await generateKeyPair('Ed25519') }, { logger: pino({ level: 'silent' }) })
+    try {
+      const addrs = (holder.logs.find((l) => l.msg === 'agent listening')?.p2p as string[]).map((a) => multiaddr(a))
+      const stream = await y.libp2p.dialProtocol(addrs, BLOB_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+      const readable = readableOf(stream)
+      await sendBytes(stream, encodeRequest({ digest: image.layers[0]!.digest, offset: 0, token: stolen }))
+      const answer = await readFrame(readable, 'response', AbortSignal.timeout(10_000))
+      expect(answer.status).toBe('unauthorized')
+      readable.destroy()
+    } finally {
+      await y.stop()
+    }
+    expect(await holder.metric('pollen_agent_admission_denied_total', { reason: 'peer-mismatch' })).toBe(1)
   })
 
   it('refuses a used-up join token at enrollment, and the agent reports itself not ready', async () => {

@@ -22,6 +22,8 @@ export interface P2PComponents {
   onUploadBytes?: (n: number) => void
   /** The admission token sent with blob requests to peers. */
   token?: () => string | undefined
+  /** Checks a peer's admission token against its authenticated PeerId; absent, every peer is served. */
+  authorize?: (token: string | undefined, remotePeer: string) => Promise<void>
 }
 
 /** The agent's peer-to-peer side: node, router, the peer source for the read path, and (once serve() ran) the blob server. */
@@ -79,7 +81,7 @@ export async function startP2P(config: P2PConfig, c: P2PComponents): Promise<P2P
     async serve(blobs) {
       server = new BlobServer(
         { maxUploads: config.maxUploads, uploadLimit: config.uploadLimit },
-        { libp2p: node.libp2p, store: c.store, blobs, logger, onUploadBytes: c.onUploadBytes },
+        { libp2p: node.libp2p, store: c.store, blobs, logger, onUploadBytes: c.onUploadBytes, authorize: c.authorize },
       )
       await server.start()
       await advertiser.start()
