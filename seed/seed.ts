@@ -103,10 +103,14 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
           ? async (req, repository) => {
               const header = req.headers.authorization
               const token = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : undefined
+              const what = `${repository.ns}/${repository.name}`
               try {
-                await admissionRoutes.verifier.verify(token, { repository })
+                const claims = await admissionRoutes.verifier.verify(token, { repository })
+                c.admission?.audit.record({ event: 'pull', peerId: claims.sub, jti: claims.jti, repository: what, remote: req.socket.remoteAddress })
               } catch (err) {
-                metrics.admissionDenied.inc({ reason: (err as { reason?: string }).reason ?? 'error' })
+                const reason = (err as { reason?: string }).reason ?? 'error'
+                metrics.admissionDenied.inc({ reason })
+                c.admission?.audit.record({ event: 'refuse', reason, repository: what, remote: req.socket.remoteAddress })
                 throw err
               }
             }

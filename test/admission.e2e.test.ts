@@ -63,6 +63,12 @@ describeWithBinaries(['docker-registry'], 'admission on the seed hop (--require-
     const ready = (await (await fetch(`${a.url}/readyz`)).json()) as { checks: Array<{ name: string; ok: boolean }> }
     expect(ready.checks).toContainEqual({ name: 'admission', ok: true })
     expect(a.output()).not.toMatch(/pjt_|eyJ[A-Za-z0-9_-]{20,}\./)
+    const peerId = String(a.logs.find((l) => l.msg === 'agent listening')?.peerId)
+    const audit = await readFile(join(work, 'seed', 'admission', 'audit.log'), 'utf8')
+    const events = audit.trim().split('\n').map((l) => JSON.parse(l) as { event: string; peerId?: string; repository?: string })
+    expect(events).toContainEqual(expect.objectContaining({ event: 'issue', peerId }))
+    expect(events).toContainEqual(expect.objectContaining({ event: 'pull', peerId, repository: `${registry.host}/team/app` }))
+    expect(audit).not.toMatch(/pjt_|eyJ[A-Za-z0-9_-]{20,}\./)
   })
 
   it('refuses requests without a token, with a garbage token, and outside the token\'s scope', async () => {
