@@ -31,3 +31,30 @@ export async function stopProcess(child: ChildProcess, exited: Promise<Exit>): P
     clearTimeout(timer)
   }
 }
+
+/**
+ * Polls `probe` every `intervalMs` until it reports ready (returns undefined), the process
+ * exits, or `timeoutMs` passes. `probe` returns a short description of why it is not ready
+ * yet, or throws; the last such reason ends up in the timeout error.
+ */
+export async function waitUntilReady(probe: () => Promise<string | undefined>, exited: Promise<Exit>, timeoutMs: number, intervalMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let exit: Exit | undefined
+  void exited.then((e) => (exit = e))
+  let lastProblem = 'no answer yet'
+  while (Date.now() < deadline) {
+    if (exit) {
+      const why = exit.error ? exit.error.message : `exited with code ${exit.code} signal ${exit.signal}`
+      throw new Error(`process ${why} before becoming ready`)
+    }
+    try {
+      const problem = await probe()
+      if (problem === undefined) return
+      lastProblem = problem
+    } catch (err) {
+      lastProblem = err instanceof Error ? err.message : String(err)
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+  throw new Error(`not ready within ${timeoutMs} ms (${lastProblem})`)
+}

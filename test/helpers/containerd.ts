@@ -1,8 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { exitOf, stopProcess, type Exit } from './child-exit.js'
+import { exitOf, stopProcess, waitUntilReady } from './child-exit.js'
 
 export interface ContainerdOptions {
   /** Parent of the daemon's fresh temp dir; default `/tmp` (the socket path must stay < 100 bytes). */
@@ -104,7 +103,15 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Run
     }
     const exited = exitOf(child)
     const ctr = (args: string[], o: CtrOptions = {}) => runCtr(address, args, o.timeoutMs ?? CTR_TIMEOUT_MS)
-    await waitUntilReady(ctr, exited, opts.readyTimeoutMs ?? 20_000)
+    await waitUntilReady(
+      async () => {
+        await ctr(['version'], { timeoutMs: 2_000 })
+        return undefined
+      },
+      exited,
+      opts.readyTimeoutMs ?? 20_000,
+      100,
+    )
     const running = child
     let stopping: Promise<void> | undefined
     const handle: RunningContainerd = {
@@ -239,26 +246,6 @@ function scrubbedEnv(): NodeJS.ProcessEnv {
   return env
 }
 
-async function waitUntilReady(ctr: RunningContainerd['ctr'], exited: Promise<Exit>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  let exit: Exit | undefined
-  void exited.then((e) => (exit = e))
-  let lastProblem = 'no answer yet'
-  while (Date.now() < deadline) {
-    if (exit) {
-      const why = exit.error ? exit.error.message : `exited with code ${exit.code} signal ${exit.signal}`
-      throw new Error(`process ${why} before becoming ready`)
-    }
-    try {
-      await ctr(['version'], { timeoutMs: 2_000 })
-      return
-    } catch (err) {
-      lastProblem = err instanceof Error ? err.message : String(err)
-    }
-    await sleep(100)
-  }
-  throw new Error(`not ready within ${timeoutMs} ms (${lastProblem})`)
-}
 
 /** Unmounts (deepest first, lazily if busy) every mount point under `dir`, then removes it. */
 async function removeDir(dir: string): Promise<void> {

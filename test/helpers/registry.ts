@@ -3,11 +3,10 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { bcryptHash } from './bcrypt.js'
 import { freePort } from './free-port.js'
-import { exitOf, stopProcess, type Exit } from './child-exit.js'
+import { exitOf, stopProcess, waitUntilReady } from './child-exit.js'
 
 export interface HtpasswdAuth {
   kind: 'htpasswd'
@@ -119,7 +118,18 @@ async function startOnce(opts: RegistryOptions): Promise<RunningRegistry> {
       await log.close()
     }
     const exited = exitOf(child)
-    await waitUntilReady(url, exited, opts.readyTimeoutMs ?? 20_000, logPath)
+    await waitUntilReady(
+      async () => {
+        const res = await request(`${url}/v2/`, { method: 'GET', signal: AbortSignal.timeout(1_000) })
+        await res.body.dump()
+        return res.statusCode === 200 || res.statusCode === 401 ? undefined : `GET /v2/ answered ${res.statusCode}`
+      },
+      exited,
+      opts.readyTimeoutMs ?? 20_000,
+      50,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; log at ${logPath}`)
+    })
     const running = child
     let stopping: Promise<void> | undefined
     return {
@@ -209,26 +219,4 @@ function scrubbedEnv(): NodeJS.ProcessEnv {
   return env
 }
 
-async function waitUntilReady(url: string, exited: Promise<Exit>, timeoutMs: number, logPath: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  let exit: Exit | undefined
-  void exited.then((e) => (exit = e))
-  let lastProblem = 'no answer yet'
-  while (Date.now() < deadline) {
-    if (exit) {
-      const why = exit.error ? exit.error.message : `exited with code ${exit.code} signal ${exit.signal}`
-      throw new Error(`process ${why} before becoming ready`)
-    }
-    try {
-      const res = await request(`${url}/v2/`, { method: 'GET', signal: AbortSignal.timeout(1_000) })
-      await res.body.dump()
-      if (res.statusCode === 200 || res.statusCode === 401) return
-      lastProblem = `GET /v2/ answered ${res.statusCode}`
-    } catch (err) {
-      lastProblem = err instanceof Error ? err.message : String(err)
-    }
-    await sleep(50)
-  }
-  throw new Error(`not ready within ${timeoutMs} ms (${lastProblem}); log at ${logPath}`)
-}
 
