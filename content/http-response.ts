@@ -11,14 +11,14 @@ import type { BlobHandle } from './caching-source.js'
  */
 
 /** Writes the OCI error for `err`, or, when headers are already out, cuts the connection so the client sees a failed transfer. */
-export function sendError(res: ServerResponse, err: unknown): void {
+export function sendError(res: ServerResponse, err: unknown, extraHeaders: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.destroy(err instanceof Error ? err : undefined)
     return
   }
   const { status, body } = toOciError(err)
   const json = JSON.stringify(body)
-  const headers: Record<string, string | number> = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json) }
+  const headers: Record<string, string | number> = { ...extraHeaders, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json) }
   if (err instanceof RangeNotSatisfiableError) headers['Content-Range'] = `bytes */${err.size}`
   res.writeHead(status, headers)
   res.end(json)

@@ -19,6 +19,8 @@ export interface RegistryServerInit {
    * challenge containerd, which would then try to authenticate against it.
    */
   neverChallenge?: boolean
+  /** `WWW-Authenticate` value sent with a 401 answer to `req` (the seed's `Bearer realm=…,service=…`). */
+  challenge?: (req: IncomingMessage) => string
 }
 
 /** What happened, for metrics. */
@@ -36,10 +38,11 @@ export interface RegistryServerComponents {
   /** Answers /healthz and /readyz on this listener too. */
   health: (req: IncomingMessage, res: ServerResponse) => boolean
   /**
-   * Admission check for manifest and blob requests (the seed's bearer tokens); throws a
-   * PollenError (UNAUTHORIZED, DENIED) to refuse. Absent: every request is admitted.
+   * Admission check (the seed's bearer tokens) for manifest and blob requests, and for the
+   * `/v2/` base with `repository` undefined; throws a PollenError (UNAUTHORIZED, DENIED) to
+   * refuse. Absent: every request is admitted.
    */
-  authorize?: (req: IncomingMessage, repository: Repository) => Promise<void>
+  authorize?: (req: IncomingMessage, repository: Repository | undefined) => Promise<void>
   /** Other endpoints outside /v2/ (the seed's /v1/bootstrap); returns true when it answered. */
   routes?: (req: IncomingMessage, res: ServerResponse) => boolean
   events?: RegistryServerEvents
@@ -61,7 +64,9 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
     })
     handle(req, res, (r) => (route = r)).catch((err: unknown) => {
       if (!(err instanceof PollenError)) c.logger.error({ err, url: req.url, method: req.method }, 'request failed')
-      sendError(res, init.neverChallenge === true && err instanceof PollenError && err.ociCode === 'UNAUTHORIZED' ? asDenied(err) : err)
+      const unauthorized = err instanceof PollenError && err.ociCode === 'UNAUTHORIZED'
+      if (unauthorized && init.neverChallenge === true) sendError(res, asDenied(err))
+      else sendError(res, err, unauthorized && init.challenge !== undefined ? { 'WWW-Authenticate': init.challenge(req) } : {})
     })
   })
   server.on('clientError', (_err, socket) => {
@@ -80,6 +85,7 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
     setRoute(parsed.kind)
     switch (parsed.kind) {
       case 'base':
+        await c.authorize?.(req, undefined)
         res.writeHead(200, { ...API_VERSION, 'Content-Type': 'application/json', 'Content-Length': 2 })
         res.end(req.method === 'HEAD' ? undefined : '{}')
         return

@@ -18,7 +18,7 @@ describe('parseSeedArgs', () => {
       tokenTtlMs: 600_000,
       issuer: 'pollen-seed',
       audience: 'pollen',
-      requireAdmission: false,
+      requireAdmission: true,
     })
   })
 

@@ -37,7 +37,10 @@ export interface SeedConfig {
   issuer: string
   /** `aud` of issued admission tokens; agents and peers refuse tokens for another audience. */
   audience: string
-  /** Require a valid admission token with a covering scope on every manifest and blob request. */
+  /**
+   * Require a valid admission token with a covering scope on every manifest and blob request
+   * (the default; `--anonymous-pulls` turns it off for a trusted network).
+   */
   requireAdmission: boolean
 }
 
@@ -108,8 +111,9 @@ Options (running the seed):
   --issuer NAME               Issuer (iss) of admission tokens (default ${DEFAULT_ISSUER}).
   --audience NAME             Audience (aud) of admission tokens (default ${DEFAULT_AUDIENCE}); agents and
                               peers refuse tokens for another audience.
-  --require-admission         Require an admission token (Authorization: Bearer) whose scope covers
-                              the repository on every manifest and blob request (off by default for now).
+  --anonymous-pulls           Serve manifests and blobs without an admission token. By default every
+                              /v2/ request needs Authorization: Bearer <admission token> whose scope
+                              covers the repository. Only for a network where every host is trusted.
   -h, --help                  Show this help.
 
 Commands (safe to run beside a seed that uses the same --data):
@@ -180,7 +184,7 @@ export function parseSeedArgs(argv: string[]): SeedConfig | 'help' {
     tokenTtlMs: values['token-ttl'] === undefined ? DEFAULT_TOKEN_LIFETIME_S * 1000 : tokenTtl(values['token-ttl']),
     issuer: nameFlag('issuer', values.issuer ?? DEFAULT_ISSUER),
     audience: nameFlag('audience', values.audience ?? DEFAULT_AUDIENCE),
-    requireAdmission: values['require-admission'] === true,
+    requireAdmission: values['anonymous-pulls'] !== true,
   }
 }
 
@@ -200,7 +204,7 @@ const SERVE_OPTIONS = {
   'token-ttl': { type: 'string' },
   issuer: { type: 'string' },
   audience: { type: 'string' },
-  'require-admission': { type: 'boolean' },
+  'anonymous-pulls': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options
 

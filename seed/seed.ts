@@ -14,6 +14,7 @@ import { createPollenNode } from '../content/p2p/node.js'
 import { loadOrCreateIdentity } from '../content/p2p/identity.js'
 import { bootstrapHandler } from './bootstrap-endpoint.js'
 import type { Admission } from './admission/admission.js'
+import { seedAuthorizer, seedChallenge } from './admission/authorize.js'
 import { admissionHandler } from './admission/http.js'
 import type { UpstreamCredentials } from '../content/registry-client/credentials.js'
 import { UpstreamBlobSource } from '../content/registry-client/upstream-blob-source.js'
@@ -39,6 +40,7 @@ export interface RunningSeed {
 /** Builds and starts every seed component from a validated config. */
 export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<RunningSeed> {
   const { logger } = c
+  if (config.requireAdmission && c.admission === undefined) throw new TypeError('startSeed: admission is required but no admission state was given')
   const store = await ContentStore.open({ dir: join(config.dataDir, 'content') }, { logger: logger.child({ component: 'store' }) })
   const gauges: SeedGaugeSources = { cacheBytes: () => store.bytes }
   const metrics = createSeedMetrics(new Registry(), gauges)
@@ -91,7 +93,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
           },
         )
   const server = createRegistryServer(
-    { defaultNs: config.defaultNs, registries: new Set(upstreams.keys()) },
+    { defaultNs: config.defaultNs, registries: new Set(upstreams.keys()), challenge: (req) => seedChallenge(req, config.audience) },
     {
       blobs,
       manifests,
@@ -99,21 +101,8 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
       health: healthHandler({ readiness }),
       routes: (req, res) => bootstrap(req, res) || (admissionRoutes?.handle(req, res) ?? false),
       authorize:
-        config.requireAdmission && admissionRoutes !== undefined
-          ? async (req, repository) => {
-              const header = req.headers.authorization
-              const token = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : undefined
-              const what = `${repository.ns}/${repository.name}`
-              try {
-                const claims = await admissionRoutes.verifier.verify(token, { repository })
-                c.admission?.audit.record({ event: 'pull', peerId: claims.sub, jti: claims.jti, repository: what, remote: req.socket.remoteAddress })
-              } catch (err) {
-                const reason = (err as { reason?: string }).reason ?? 'error'
-                metrics.admissionDenied.inc({ reason })
-                c.admission?.audit.record({ event: 'refuse', reason, repository: what, remote: req.socket.remoteAddress })
-                throw err
-              }
-            }
+        config.requireAdmission && admissionRoutes !== undefined && c.admission !== undefined
+          ? seedAuthorizer({ verifier: admissionRoutes.verifier, audit: c.admission.audit, onDenied: (reason) => metrics.admissionDenied.inc({ reason }) })
           : undefined,
       events: {
         request: (e) => metrics.requestDuration.observe({ method: e.method, route: e.route, status: String(e.status) }, e.seconds),

@@ -22,7 +22,7 @@ import { describeWithBinaries } from './helpers/requirements.js'
 const run = promisify(execFile)
 const SEED_MAIN = fileURLToPath(new URL('../dist/seed/main.js', import.meta.url))
 
-describeWithBinaries(['docker-registry'], 'admission on the seed hop (--require-admission)', () => {
+describeWithBinaries(['docker-registry'], 'admission on the seed hop (the default)', () => {
   let work: string
   let registry: RunningRegistry
   let seed: SeedProcess
@@ -46,7 +46,7 @@ describeWithBinaries(['docker-registry'], 'admission on the seed hop (--require-
     registry = await startRegistry({})
     image = await buildImage(join(work, 'img'), { layers: [300_000, 20_000], seed: 'admission' })
     await pushImage(registry.url, 'team/app', 'v1', image)
-    seed = await startSeedProcess([...seedArgsFor(registry, join(work, 'seed')), '--require-admission'])
+    seed = await startSeedProcess(seedArgsFor(registry, join(work, 'seed')))
   })
   afterAll(async () => {
     for (const a of agents) await a.stop()

@@ -1,7 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { writeFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { signProof } from '../../content/admission/proof.js'
+
+const run = promisify(execFile)
 
 const MAIN = {
   seed: fileURLToPath(new URL('../../dist/seed/main.js', import.meta.url)),
@@ -9,7 +15,25 @@ const MAIN = {
 }
 const START_TIMEOUT_MS = 20_000
 
-export type SeedProcess = PollenProcess
+export interface SeedProcess extends PollenProcess {
+  /** The seed's `--data` directory. */
+  dataDir: string
+  /** Makes a join token with `pollen-seed join-token create` (default: one use, scope `**`) and writes it to a 0600 file; returns the path. */
+  joinTokenFile(options?: JoinTokenOptions): Promise<string>
+  /** Agent flags that enroll with a fresh join token: `--join-token-file PATH`. */
+  enrollArgs(options?: JoinTokenOptions): Promise<string[]>
+  /**
+   * Enrolls a fresh test identity (its own Ed25519 PeerId, a join token, a proof of key
+   * possession) with `POST /v1/admission`; returns its admission token, for clients such
+   * as skopeo or curl that talk to the seed directly.
+   */
+  clientToken(options?: JoinTokenOptions): Promise<string>
+}
+
+export interface JoinTokenOptions {
+  scope?: string[]
+  uses?: number
+}
 export type AgentProcess = PollenProcess
 
 export interface PollenProcess {
@@ -34,10 +58,43 @@ export interface PollenProcess {
  * Runs the built `pollen-seed` (dist/seed/main.js) as a child process on free loopback ports
  * with the given extra flags, and resolves once it logged that it is listening.
  */
-export function startSeedProcess(args: string[]): Promise<SeedProcess> {
+export async function startSeedProcess(args: string[]): Promise<SeedProcess> {
   const p2p = args.includes('--p2p-listen') ? [] : ['--p2p-listen', '/ip4/127.0.0.1/tcp/0']
   const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0']
-  return startPollenProcess('seed', [...listen, ...p2p, '--metrics-listen', '127.0.0.1:0', ...args])
+  const dataAt = args.indexOf('--data')
+  if (dataAt < 0 || args[dataAt + 1] === undefined) throw new TypeError('startSeedProcess needs --data DIR')
+  const dataDir = args[dataAt + 1]!
+  const seed = await startPollenProcess('seed', [...listen, ...p2p, '--metrics-listen', '127.0.0.1:0', ...args])
+  let made = 0
+  const createJoinToken = async (options: JoinTokenOptions = {}): Promise<string> => {
+    const scopes = (options.scope ?? ['**']).flatMap((s) => ['--scope', s])
+    const { stdout } = await run(process.execPath, [MAIN.seed, 'join-token', 'create', '--data', dataDir, '--uses', String(options.uses ?? 1), ...scopes], { timeout: 30_000 })
+    return stdout.trim()
+  }
+  const joinTokenFile = async (options: JoinTokenOptions = {}): Promise<string> => {
+    const path = `${dataDir}.join-${process.pid}-${++made}`
+    await writeFile(path, `${await createJoinToken(options)}\n`, { mode: 0o600 })
+    return path
+  }
+  return {
+    ...seed,
+    dataDir,
+    joinTokenFile,
+    enrollArgs: async (options) => ['--join-token-file', await joinTokenFile(options)],
+    async clientToken(options = {}) {
+      const joinToken = await createJoinToken({ ...options, uses: 1 })
+      const issuerAt = args.indexOf('--issuer')
+      const proof = await signProof(await generateKeyPair('Ed25519'), issuerAt < 0 ? 'pollen-seed' : args[issuerAt + 1]!, Math.floor(Date.now() / 1000))
+      const res = await fetch(`${seed.url}/v1/admission`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ peerId: proof.peerId, proof: { timestamp: proof.timestamp, signature: proof.signature }, joinToken }),
+        signal: AbortSignal.timeout(10_000),
+      })
+      if (res.status !== 200) throw new Error(`enrollment refused: HTTP ${res.status} ${await res.text()}`)
+      return ((await res.json()) as { token: string }).token
+    },
+  }
 }
 
 /**
