@@ -32,15 +32,23 @@ interface Sample {
   rss: number
 }
 
+/** Clients of the seed present an admission token, by origin. */
+const tokens = new Map<string, string>()
+const authHeader = (url: string): Record<string, string> => {
+  const token = tokens.get(new URL(url).origin)
+  return token === undefined ? {} : { authorization: `Bearer ${token}` }
+}
+
 async function curl(url: string): Promise<number> {
-  const { stdout } = await run('curl', ['-sS', '--fail', '--max-time', '600', '-o', '/dev/null', '-w', '%{size_download} %{speed_download}', url])
+  const headers = Object.entries(authHeader(url)).flatMap(([k, v]) => ['-H', `${k}: ${v}`])
+  const { stdout } = await run('curl', ['-sS', '--fail', '--max-time', '600', ...headers, '-o', '/dev/null', '-w', '%{size_download} %{speed_download}', url])
   const [bytes, speed] = stdout.trim().split(' ').map(Number)
   if (bytes !== SIZE) throw new Error(`${url}: got ${bytes} bytes, expected ${SIZE}`)
   return speed! / 1e6
 }
 
 async function verify(url: string, expected: string): Promise<void> {
-  const res = await request(url, { signal: AbortSignal.timeout(600_000) })
+  const res = await request(url, { headers: authHeader(url), signal: AbortSignal.timeout(600_000) })
   const hash = createHash('sha256')
   for await (const chunk of res.body) hash.update(chunk as Buffer)
   if (`sha256:${hash.digest('hex')}` !== expected) throw new Error(`${url}: wrong bytes`)
@@ -66,7 +74,8 @@ async function main(): Promise<void> {
     stops.unshift(() => registry.stop())
     const seed = await startSeedProcess(['--data', join(work, 'seed'), '--upstream', `${registry.host}=${registry.url}`, '--default-ns', registry.host])
     stops.unshift(() => seed.stop())
-    const agent = await startAgentProcess(['--data', join(work, 'agent'), '--seed', seed.url, '--default-ns', registry.host, '--cache-size', `${4 * SIZE}`])
+    tokens.set(new URL(seed.url).origin, await seed.clientToken())
+    const agent = await startAgentProcess(['--data', join(work, 'agent'), '--seed', seed.url, '--default-ns', registry.host, '--cache-size', `${4 * SIZE}`, ...(await seed.enrollArgs())])
     stops.unshift(() => agent.stop())
     process.stdout.write(`generating and pushing a ${SIZE / 2 ** 20} MiB blob…\n`)
     const blob = await makeBlobFile(work, SIZE, 'bench')

@@ -62,11 +62,21 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
       const seconds = Number(process.hrtime.bigint() - started) / 1e9
       c.events?.request?.({ method: req.method ?? '', route, status: res.statusCode, seconds })
     })
-    handle(req, res, (r) => (route = r)).catch((err: unknown) => {
+    const refusals = new WeakSet<object>()
+    const admit = async (repository: Repository | undefined): Promise<void> => {
+      try {
+        await c.authorize?.(req, repository)
+      } catch (err) {
+        if (typeof err === 'object' && err !== null) refusals.add(err)
+        throw err
+      }
+    }
+    handle(req, res, (r) => (route = r), admit).catch((err: unknown) => {
       if (!(err instanceof PollenError)) c.logger.error({ err, url: req.url, method: req.method }, 'request failed')
       const unauthorized = err instanceof PollenError && err.ociCode === 'UNAUTHORIZED'
       if (unauthorized && init.neverChallenge === true) sendError(res, asDenied(err))
-      else sendError(res, err, unauthorized && init.challenge !== undefined ? { 'WWW-Authenticate': init.challenge(req) } : {})
+      // Only our own admission refusals challenge: an upstream's 401 is not the client's to answer.
+      else sendError(res, err, unauthorized && refusals.has(err) && init.challenge !== undefined ? { 'WWW-Authenticate': init.challenge(req) } : {})
     })
   })
   server.on('clientError', (_err, socket) => {
@@ -75,7 +85,12 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
   })
   return server
 
-  async function handle(req: IncomingMessage, res: ServerResponse, setRoute: (r: string) => void): Promise<void> {
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    setRoute: (r: string) => void,
+    admit: (repository: Repository | undefined) => Promise<void>,
+  ): Promise<void> {
     if (c.health(req, res)) return setRoute('health')
     if (c.routes?.(req, res) === true) return setRoute('other')
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -85,7 +100,7 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
     setRoute(parsed.kind)
     switch (parsed.kind) {
       case 'base':
-        await c.authorize?.(req, undefined)
+        await admit(undefined)
         res.writeHead(200, { ...API_VERSION, 'Content-Type': 'application/json', 'Content-Length': 2 })
         res.end(req.method === 'HEAD' ? undefined : '{}')
         return
@@ -93,7 +108,7 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
         throw new PollenError('RouteUnknownError', 'NAME_UNKNOWN', 'no such endpoint in the pull API')
       case 'manifest': {
         requireRegistry(parsed.repository)
-        await c.authorize?.(req, parsed.repository)
+        await admit(parsed.repository)
         // The fetch may be shared with other clients, so only the deadline bounds it.
         const accept = normaliseManifestAccept(headerValue(req.headers.accept))
         const m = await c.manifests.get(parsed.repository, parsed.reference, { signal: AbortSignal.timeout(MANIFEST_DEADLINE_MS), accept })
@@ -113,7 +128,7 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
       }
       case 'blob': {
         requireRegistry(parsed.repository)
-        await c.authorize?.(req, parsed.repository)
+        await admit(parsed.repository)
         const signal = requestSignal(res, BLOB_OPEN_DEADLINE_MS)
         const blob = await c.blobs.acquire(parsed.digest, { repository: parsed.repository, signal })
         const result = await sendBlob(req, res, blob).catch((err: unknown) => {

@@ -72,6 +72,9 @@ describeWithBinaries(['docker-registry'], 'admission on the seed hop (the defaul
   })
 
   it('refuses requests without a token, with a garbage token, and outside the token\'s scope', async () => {
+    const base = await fetch(`${seed.url}/v2/`, { signal: AbortSignal.timeout(10_000) })
+    expect(base.status).toBe(401)
+    expect(base.headers.get('www-authenticate')).toBe(`Bearer realm="${seed.url}/v1/admission",service="pollen"`)
     const noToken = await fetch(`${seed.url}/v2/team/app/manifests/v1`, { signal: AbortSignal.timeout(10_000) })
     expect(noToken.status).toBe(401)
     expect(((await noToken.json()) as { errors: Array<{ code: string }> }).errors[0]!.code).toBe('UNAUTHORIZED')

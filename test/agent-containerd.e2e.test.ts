@@ -23,7 +23,8 @@ describeWithBinaries(['containerd', 'ctr', 'docker-registry'], 'agent as contain
   let hostsDir: string
   let image: BuiltImage
   let index: BuiltIndex
-  const agentArgs = (): string[] => ['--listen', `127.0.0.1:${agentPort}`, '--data', join(work, 'agent'), '--seed', seed.url, '--tag-ttl', '0s', '--cache-size', '1GiB']
+  let enroll: string[]
+  const agentArgs = (): string[] => ['--listen', `127.0.0.1:${agentPort}`, '--data', join(work, 'agent'), '--seed', seed.url, '--tag-ttl', '0s', '--cache-size', '1GiB', ...enroll]
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'pollen-e2e-agent-'))
@@ -39,6 +40,7 @@ describeWithBinaries(['containerd', 'ctr', 'docker-registry'], 'agent as contain
     await pushIndex(registry.url, 'team/multi', 'latest', index, USER)
     const creds = await writeDockerConfig(work, registry.host, USER.username, USER.password)
     seed = await startSeedProcess(seedArgsFor(registry, join(work, 'seed'), creds))
+    enroll = await seed.enrollArgs()
     agentPort = await freePort()
     agent = await startAgentProcess(agentArgs())
     hostsDir = join(work, 'certs.d')

@@ -48,7 +48,7 @@ describeWithBinaries(['containerd', 'ctr', 'docker-registry'], 'agent under faul
   /** Every agent started, so that a failed test leaves none running. */
   const started: AgentProcess[] = []
   const startAgent = async (args: string[]): Promise<AgentProcess> => {
-    const a = await startAgentProcess(args)
+    const a = await startAgentProcess([...args, ...(await seed.enrollArgs())])
     started.push(a)
     return a
   }

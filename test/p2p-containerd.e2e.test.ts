@@ -33,7 +33,7 @@ describeWithBinaries(['containerd', 'ctr', 'docker-registry'], '(e) real contain
     seed = await startSeedProcess(seedArgsFor(registry, join(work, 'seed')))
     for (let i = 0; i < 2; i++) {
       const port = await freePort()
-      const agent = await startAgentProcess(['--listen', `127.0.0.1:${port}`, '--data', join(work, `agent-${i}`), '--seed', seed.url])
+      const agent = await startAgentProcess(['--listen', `127.0.0.1:${port}`, '--data', join(work, `agent-${i}`), '--seed', seed.url, ...(await seed.enrollArgs())])
       const hostsDir = join(work, `certs-${i}`)
       await configureContainerd(['--hosts-dir', hostsDir, '--registry', registry.host, '--listen', `127.0.0.1:${port}`])
       nodes.push({ agent, ctd: await startContainerd(), hostsDir })

@@ -33,7 +33,7 @@ describeWithBinaries(['docker-registry'], 'a fleet of agents sharing blobs over 
     work = await mkdtemp(join(tmpdir(), 'pollen-e2e-fleet-'))
     registry = await startRegistry({})
     seed = await startSeedProcess(seedArgsFor(registry, join(work, 'seed')))
-    for (let i = 0; i < AGENTS; i++) agents.push(await startAgentProcess(['--data', join(work, `agent-${i}`), '--seed', seed.url, '--default-ns', registry.host]))
+    for (let i = 0; i < AGENTS; i++) agents.push(await startAgentProcess(['--data', join(work, `agent-${i}`), '--seed', seed.url, '--default-ns', registry.host, ...(await seed.enrollArgs())]))
     // Let the DHT routing tables fill (every agent is connected to the seed at least).
     await new Promise((r) => setTimeout(r, 1500))
   })
@@ -103,7 +103,7 @@ describeWithBinaries(['docker-registry'], 'a fleet of agents sharing blobs over 
     await pushBlob(registry.url, 'fleet/dying', blob)
     const holderIndex = 3
     await agents[holderIndex]!.stop()
-    agents[holderIndex] = await startAgentProcess(['--data', join(work, `agent-${holderIndex}`), '--seed', seed.url, '--default-ns', registry.host, '--upload-limit', '48MB'])
+    agents[holderIndex] = await startAgentProcess(['--data', join(work, `agent-${holderIndex}`), '--seed', seed.url, '--default-ns', registry.host, '--upload-limit', '48MB', ...(await seed.enrollArgs())])
     const holder = agents[holderIndex]!
     await fetchBlob(holder.url, 'fleet/dying', blob.digest, `?ns=${registry.host}`)
     await new Promise((r) => setTimeout(r, 500))
@@ -116,7 +116,7 @@ describeWithBinaries(['docker-registry'], 'a fleet of agents sharing blobs over 
     expect(await holder.metric('pollen_agent_peer_upload_bytes_total')).toBeGreaterThan(32 * MiB)
     await holder.kill()
     expect(await pulling).toBe(blob.size)
-    agents[holderIndex] = await startAgentProcess(['--data', join(work, `agent-${holderIndex}`), '--seed', seed.url, '--default-ns', registry.host])
+    agents[holderIndex] = await startAgentProcess(['--data', join(work, `agent-${holderIndex}`), '--seed', seed.url, '--default-ns', registry.host, ...(await seed.enrollArgs())])
   })
 })
 

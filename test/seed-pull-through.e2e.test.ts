@@ -59,10 +59,30 @@ function expectDirHoldsImage(blobs: Set<string>, image: BuiltImage): void {
   for (const f of [image.config, ...image.layers]) expect(blobs.has(f.digest), `${f.digest} copied`).toBe(true)
 }
 
+/** The admission token a test client holds for each running seed, by origin. */
+const seedTokens = new Map<string, string>()
+
+/** Starts a seed and enrolls a test client with it, as every client of the seed must be. */
+async function startSeed(args: string[]): Promise<SeedProcess> {
+  const seed = await startSeedProcess(args)
+  seedTokens.set(new URL(seed.url).origin, await seed.clientToken())
+  return seed
+}
+
+function tokenOf(seed: SeedProcess): string | undefined {
+  return seedTokens.get(new URL(seed.url).origin)
+}
+
+/** `Authorization: Bearer` with the test client's admission token for the seed at `url`. */
+function admitted(url: string): Record<string, string> {
+  const token = seedTokens.get(new URL(url).origin)
+  return token === undefined ? {} : { authorization: `Bearer ${token}` }
+}
+
 /** A request whose path is sent exactly as given: node:http does not normalise `..` (undici does). */
 async function get(url: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET') {
   const { origin, hostname, port } = new URL(url)
-  const req = httpRequest({ host: hostname, port, method, path: url.slice(origin.length), headers, signal: AbortSignal.timeout(60_000) })
+  const req = httpRequest({ host: hostname, port, method, path: url.slice(origin.length), headers: { ...admitted(url), ...headers }, signal: AbortSignal.timeout(60_000) })
   req.end()
   const [res] = (await once(req, 'response')) as [IncomingMessage]
   const parts: Buffer[] = []
@@ -79,7 +99,7 @@ describeWithBinaries(['docker-registry', 'skopeo'], 'seed against a real docker-
       f.registry = await startRegistry({ auth: { kind: 'htpasswd', users: { [USER.username]: USER.password } } })
       Object.assign(f, await pushFixtures(f.registry, f.work))
       const creds = await writeCredentials(f.work, f.registry.host, USER.username, USER.password)
-      f.seed = await startSeedProcess(seedArgs(f.registry, join(f.work, 'seed'), creds))
+      f.seed = await startSeed(seedArgs(f.registry, join(f.work, 'seed'), creds))
     })
     afterAll(async () => {
       await f.seed?.stop()
@@ -89,21 +109,21 @@ describeWithBinaries(['docker-registry', 'skopeo'], 'seed against a real docker-
 
     it('lets skopeo copy a multi-layer OCI image through the seed, byte for byte', async () => {
       const out = join(f.work, 'copy-oci')
-      await skopeoCopyToDir(`${f.seed.host}/team/app:v1`, out)
+      await skopeoCopyToDir(`${f.seed.host}/team/app:v1`, out, { registryToken: tokenOf(f.seed) })
       expect((await readFile(join(out, 'manifest.json'))).equals(f.image.manifest)).toBe(true)
       expectDirHoldsImage(await blobDigestsInDir(out), f.image)
     })
 
     it('lets skopeo copy a Docker schema2 image through the seed, byte for byte', async () => {
       const out = join(f.work, 'copy-docker')
-      await skopeoCopyToDir(`${f.seed.host}/team/legacy:v1`, out)
+      await skopeoCopyToDir(`${f.seed.host}/team/legacy:v1`, out, { registryToken: tokenOf(f.seed) })
       expect((await readFile(join(out, 'manifest.json'))).equals(f.docker.manifest)).toBe(true)
       expectDirHoldsImage(await blobDigestsInDir(out), f.docker)
     })
 
     it('lets skopeo copy a multi-arch index and every platform through the seed, byte for byte', async () => {
       const out = join(f.work, 'copy-index')
-      await skopeoCopyToDir(`${f.seed.host}/team/multi:latest`, out, { all: true })
+      await skopeoCopyToDir(`${f.seed.host}/team/multi:latest`, out, { all: true, registryToken: tokenOf(f.seed) })
       expect((await readFile(join(out, 'manifest.json'))).equals(f.index.manifest)).toBe(true)
       const blobs = await blobDigestsInDir(out)
       for (const child of f.index.children) {
@@ -165,7 +185,7 @@ describeWithBinaries(['docker-registry', 'skopeo'], 'seed against a real docker-
         const res = await get(`${f.seed.url}${path}`)
         expect({ path, status: res.status, code: res.json().errors[0]?.code }).toEqual({ path, status, code })
       }
-      const put = await request(`${f.seed.url}/v2/team/app/blobs/uploads/`, { method: 'POST', signal: AbortSignal.timeout(5000) })
+      const put = await request(`${f.seed.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: admitted(f.seed.url), signal: AbortSignal.timeout(5000) })
       expect(put.statusCode).toBe(415)
       await put.body.dump()
       const seedDir = join(f.work, 'seed')
@@ -181,7 +201,7 @@ describeWithBinaries(['docker-registry', 'skopeo'], 'seed against a real docker-
       const url = `${f.seed.url}/v2/team/big/blobs/${big.digest}?ns=${f.registry.host}`
       const digests = await Promise.all(
         Array.from({ length: 20 }, async () => {
-          const res = await request(url, { signal: AbortSignal.timeout(120_000) })
+          const res = await request(url, { headers: admitted(url), signal: AbortSignal.timeout(120_000) })
           expect(res.statusCode).toBe(200)
           const hash = createHash('sha256')
           for await (const chunk of res.body) hash.update(chunk as Buffer)
@@ -198,7 +218,7 @@ describeWithBinaries(['docker-registry', 'skopeo'], 'seed against a real docker-
 
     it('reports wrong upstream credentials as a clear UNAUTHORIZED error', async () => {
       const creds = await writeCredentials(f.work, f.registry.host, USER.username, 'wrong password')
-      const seed = await startSeedProcess(seedArgs(f.registry, join(f.work, 'seed-wrong'), creds))
+      const seed = await startSeed(seedArgs(f.registry, join(f.work, 'seed-wrong'), creds))
       try {
         const res = await get(`${seed.url}/v2/team/app/manifests/v1`)
         expect(res.status).toBe(401)
@@ -241,14 +261,14 @@ describeWithBinaries(['docker-registry', 'skopeo'], 'seed against a real docker-
 
     it('lets skopeo copy an image and a multi-arch index through the seed, byte for byte', async () => {
       const creds = await writeCredentials(work, registry.host, USER.username, USER.password)
-      const seed = await startSeedProcess(seedArgs(registry, join(work, 'seed'), creds))
+      const seed = await startSeed(seedArgs(registry, join(work, 'seed'), creds))
       try {
         const out = join(work, 'copy-oci')
-        await skopeoCopyToDir(`${seed.host}/team/app:v1`, out)
+        await skopeoCopyToDir(`${seed.host}/team/app:v1`, out, { registryToken: tokenOf(seed) })
         expect((await readFile(join(out, 'manifest.json'))).equals(fixtures.image.manifest)).toBe(true)
         expectDirHoldsImage(await blobDigestsInDir(out), fixtures.image)
         const outIndex = join(work, 'copy-index')
-        await skopeoCopyToDir(`${seed.host}/team/multi:latest`, outIndex, { all: true })
+        await skopeoCopyToDir(`${seed.host}/team/multi:latest`, outIndex, { all: true, registryToken: tokenOf(seed) })
         expect((await readFile(join(outIndex, 'manifest.json'))).equals(fixtures.index.manifest)).toBe(true)
         const blobs = await blobDigestsInDir(outIndex)
         for (const child of fixtures.index.children) expectDirHoldsImage(blobs, child.image)
@@ -263,7 +283,7 @@ describeWithBinaries(['docker-registry', 'skopeo'], 'seed against a real docker-
 
     it('reports wrong upstream credentials as a clear UNAUTHORIZED error', async () => {
       const creds = await writeCredentials(work, registry.host, USER.username, 'not the password')
-      const seed = await startSeedProcess(seedArgs(registry, join(work, 'seed-wrong'), creds))
+      const seed = await startSeed(seedArgs(registry, join(work, 'seed-wrong'), creds))
       try {
         const res = await get(`${seed.url}/v2/team/app/manifests/v1`)
         expect(res.status).toBe(401)
@@ -280,7 +300,7 @@ describeWithBinaries(['docker-registry', 'skopeo'], 'seed against a real docker-
         auth: { kind: 'token', realm: foreign.realm, service: foreign.service, issuer: foreign.issuer, rootCertBundlePath: foreign.rootCertBundlePath },
       })
       const creds = await writeCredentials(work, evilRegistry.host, USER.username, USER.password)
-      const seed = await startSeedProcess(seedArgs(evilRegistry, join(work, 'seed-foreign'), creds))
+      const seed = await startSeed(seedArgs(evilRegistry, join(work, 'seed-foreign'), creds))
       try {
         const res = await get(`${seed.url}/v2/team/app/manifests/v1`)
         expect(res.status).toBe(401)
@@ -302,7 +322,7 @@ describeWithBinaries(['docker-registry', 'skopeo'], 'seed against a real docker-
       const image = await buildImage(join(work, 'img'), { layers: [10_000], seed: 'stale' })
       await pushImage(registry.url, 'team/app', 'v1', image, USER)
       const creds = await writeCredentials(work, registry.host, USER.username, USER.password)
-      const seed = await startSeedProcess(seedArgs(registry, join(work, 'seed'), creds, ['--tag-ttl', '0s']))
+      const seed = await startSeed(seedArgs(registry, join(work, 'seed'), creds, ['--tag-ttl', '0s']))
       try {
         expect((await get(`${seed.url}/v2/team/app/manifests/v1`)).status).toBe(200)
         expect((await get(`${seed.url}/v2/team/app/blobs/${image.layers[0]!.digest}`)).status).toBe(200)

@@ -47,6 +47,26 @@ function client(upstream: FakeServer, init: Partial<UpstreamInit> = {}): { up: U
 }
 
 
+describe('UpstreamRegistry as the agent\'s client of its seed (with a bearer)', () => {
+  it('sends the admission token and, when the seed refuses it, reports the seed\'s reason without answering its challenge', async () => {
+    const seen: string[] = []
+    const seed = await startServer((req, res) => {
+      seen.push(`${req.url} ${req.headers.authorization ?? '-'}`)
+      sendOciError(res, 401, 'UNAUTHORIZED', 'admission token has expired', { 'www-authenticate': 'Bearer realm="http://seed/v1/admission",service="pollen"' })
+    })
+    cleanup.push(() => seed.close())
+    const up = new UpstreamRegistry({ ns: seed.host, url: seed.url }, { logger, bearer: () => 'tok', sleep: async () => {} })
+    cleanup.push(() => up.close())
+    const err = await failure(up.getManifest('library/app', 'latest'))
+    expect(err.ociCode).toBe('UNAUTHORIZED')
+    expect(err.message).toBe(`${seed.host} refused library/app with its admission token: admission token has expired`)
+    expect(seen).toEqual(['/v2/library/app/manifests/latest Bearer tok'])
+    const anonymous = new UpstreamRegistry({ ns: seed.host, url: seed.url }, { logger, bearer: () => undefined, sleep: async () => {} })
+    cleanup.push(() => anonymous.close())
+    expect((await failure(anonymous.getManifest('library/app', 'latest'))).message).toMatch(/no admission token \(is this agent enrolled\?\)/)
+  })
+})
+
 function expectNoSecret(err: Error, ...secrets: string[]): void {
   const text = `${err.message} ${JSON.stringify(err)} ${String(err.stack)}`
   for (const s of [CREDS.password, BASIC_B64, ...secrets]) expect(text).not.toContain(s)

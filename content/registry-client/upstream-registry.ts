@@ -330,6 +330,7 @@ export class UpstreamRegistry {
         onResponse: (status) => this.#count(String(status)),
       })
       if (res.status !== 401 || res.url.origin !== this.#url.origin) return res
+      if (this.#bearer !== undefined) throw await this.#admissionRefused(res, s)
       const challenge = res.headers['www-authenticate']
       await discard(res.body)
       if (answered) {
@@ -340,6 +341,23 @@ export class UpstreamRegistry {
       }
       authorization = await this.#auth.answer(challenge, scope, authorization, signal)
     }
+  }
+
+  /**
+   * A seed's 401 to the agent: its admission token is missing or refused. There is no
+   * challenge to answer (enrollment is the token manager's job); the seed's reason is kept.
+   */
+  async #admissionRefused(res: Response, s: Subject): Promise<UpstreamUnauthorizedError> {
+    const body = await readBounded(res.body, 4096).catch(() => undefined)
+    let message = ''
+    try {
+      const first = (JSON.parse(body?.toString() ?? '') as { errors?: Array<{ message?: unknown }> }).errors?.[0]?.message
+      if (typeof first === 'string') message = `: ${first.replace(/[^\x20-\x7e]/g, '').slice(0, 200)}`
+    } catch {
+      /* not OCI error JSON */
+    }
+    const held = this.#bearer?.() === undefined ? 'no admission token (is this agent enrolled?)' : 'its admission token'
+    return new UpstreamUnauthorizedError(`${this.ns} refused ${s.repo} with ${held}${message}`)
   }
 
   #bearerHeader(): string | undefined {

@@ -8,10 +8,11 @@ import { promisify } from 'node:util'
 const run = promisify(execFile)
 
 /** `skopeo copy [--all] docker://<src> dir:<dest>` over plain HTTP; resolves with skopeo's output, rejects with its stderr. */
-export async function skopeoCopyToDir(src: string, dest: string, options: { all?: boolean; creds?: string; timeoutMs?: number } = {}): Promise<string> {
+export async function skopeoCopyToDir(src: string, dest: string, options: { all?: boolean; creds?: string; registryToken?: string; timeoutMs?: number } = {}): Promise<string> {
   const args = ['--insecure-policy', 'copy', '--src-tls-verify=false', '--retry-times', '0']
   if (options.all === true) args.push('--all')
   if (options.creds !== undefined) args.push('--src-creds', options.creds)
+  if (options.registryToken !== undefined) args.push('--src-registry-token', options.registryToken)
   args.push(`docker://${src}`, `dir:${dest}`)
   const { stdout, stderr } = await run('skopeo', args, { timeout: options.timeoutMs ?? 120_000, maxBuffer: 16 * 1024 * 1024 })
   return stdout + stderr
