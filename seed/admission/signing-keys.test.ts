@@ -11,6 +11,7 @@ import { SigningKeys } from './signing-keys.js'
 const logger = pino({ level: 'silent' })
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
+const PREPUBLISH = 10 * 60_000
 
 describe('SigningKeys', () => {
   let dir: string
@@ -56,14 +57,21 @@ describe('SigningKeys', () => {
     expect(privateKey.extractable).toBe(false)
   })
 
-  it('rotates after rotationMs and keeps the retired key in the JWKS until its tokens have expired, then deletes it', async () => {
+  it('publishes the next key ten minutes before it signs, rotates after rotationMs, and keeps the retired key in the JWKS until its tokens have expired', async () => {
     const keys = await open()
     const first = (await keys.current()).kid
-    t += DAY - 1
+    t += DAY - PREPUBLISH - 1
+    expect((await keys.jwks()).keys.map((k) => k.kid)).toEqual([first])
+    t += 1
+    const published = (await keys.jwks()).keys.map((k) => k.kid)
+    expect(published).toHaveLength(2)
+    const second = published[0]!
+    expect(published[1]).toBe(first)
+    expect((await keys.current()).kid).toBe(first)
+    t += PREPUBLISH - 1
     expect((await keys.current()).kid).toBe(first)
     t += 1
-    const second = (await keys.current()).kid
-    expect(second).not.toBe(first)
+    expect((await keys.current()).kid).toBe(second)
     expect((await keys.jwks()).keys.map((k) => k.kid)).toEqual([second, first])
     t += HOUR + KEY_RETIREMENT_SKEW_MS - 1
     expect((await keys.jwks()).keys.map((k) => k.kid)).toEqual([second, first])
@@ -73,34 +81,52 @@ describe('SigningKeys', () => {
     expect(await readdir(dir)).toEqual([`${second}.json`])
   })
 
-  it('rotates through rotateIfDue() and remembers the retirement across a restart', async () => {
+  it('rotates through rotateIfDue() and remembers the next key and the retirement across a restart', async () => {
     const keys = await open()
     const first = (await keys.current()).kid
     expect(await keys.rotateIfDue()).toBe(false)
-    t += DAY
+    t += DAY - PREPUBLISH
     expect(await keys.rotateIfDue()).toBe(true)
-    const second = (await keys.current()).kid
+    expect(await keys.rotateIfDue()).toBe(false)
+    const second = (await keys.jwks()).keys[0]!.kid
     const reopened = await open()
-    expect((await reopened.current()).kid).toBe(second)
+    expect((await reopened.current()).kid).toBe(first)
     expect((await reopened.jwks()).keys.map((k) => k.kid)).toEqual([second, first])
+    t += PREPUBLISH
+    expect((await (await open()).current()).kid).toBe(second)
     t += HOUR + KEY_RETIREMENT_SKEW_MS
     const later = await open()
     expect((await later.jwks()).keys.map((k) => k.kid)).toEqual([second])
     expect(await readdir(dir)).toEqual([`${second}.json`])
   })
 
-  it('counts a late rotation from when the old key really stopped signing', async () => {
+  it('keeps signing with the current key past its planned retirement until the late successor has been published for the whole lead time', async () => {
     const keys = await open()
     const first = (await keys.current()).kid
     t += 3 * DAY
-    const second = (await keys.current()).kid
+    expect((await keys.current()).kid).toBe(first)
+    const second = (await keys.jwks()).keys[0]!.kid
+    expect(second).not.toBe(first)
+    t += PREPUBLISH
+    expect((await keys.current()).kid).toBe(second)
     t += HOUR
     expect((await keys.jwks()).keys.map((k) => k.kid)).toEqual([second, first])
   })
 
+  it('signs at once with a new key on first start, and reads key files written before keys were pre-published', async () => {
+    const keys = await open()
+    const { kid } = await keys.current()
+    const path = join(dir, `${kid}.json`)
+    const file = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>
+    expect(file.activatesAt).toBe(file.createdAt)
+    delete file.activatesAt
+    await writeFile(path, JSON.stringify(file))
+    expect((await (await open()).current()).kid).toBe(kid)
+  })
+
   it('creates a single new key when many callers ask during a rotation', async () => {
     const keys = await open()
-    t += DAY
+    t += DAY - PREPUBLISH
     const kids = new Set((await Promise.all(Array.from({ length: 20 }, () => keys.current()))).map((k) => k.kid))
     expect(kids.size).toBe(1)
     expect(await readdir(dir)).toHaveLength(2)

@@ -4,13 +4,19 @@ import { join } from 'node:path'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose'
 import type { Logger } from 'pino'
 import { readTextIfPresent, removeTempFiles, writeFileAtomic } from '../../content/atomic-file.js'
-import { DEFAULT_KEY_ROTATION_MS, DEFAULT_MAX_TOKEN_LIFETIME_MS, KEY_RETIREMENT_SKEW_MS } from './constants.js'
+import { DEFAULT_KEY_PREPUBLISH_MS, DEFAULT_KEY_ROTATION_MS, DEFAULT_MAX_TOKEN_LIFETIME_MS, KEY_RETIREMENT_SKEW_MS } from './constants.js'
 import { SigningKeyInvalidError } from './errors.js'
 
 export interface SigningKeysInit {
   /** Directory holding one `<kid>.json` per key (`<dataDir>/admission/keys`). */
   dir: string
   rotationMs?: number
+  /**
+   * The next key is published in the JWKS this long before it starts signing, so that
+   * verifiers polling the JWKS know it before they meet its first token. Default: a tenth of
+   * `rotationMs`, at most DEFAULT_KEY_PREPUBLISH_MS.
+   */
+  prepublishMs?: number
   /** Longest lifetime of a token these keys sign; retired keys stay published this long. */
   maxTokenLifetimeMs?: number
 }
@@ -42,6 +48,8 @@ export interface PublicSigningJwk {
 interface KeyEntry extends SigningKey {
   /** Milliseconds since the epoch. */
   createdAt: number
+  /** When the key starts signing; until then it is only published. Milliseconds since the epoch. */
+  activatesAt: number
   /** When the key stops (or stopped) signing, in milliseconds since the epoch. */
   retiresAt: number
   privateJwk: JWK
@@ -55,18 +63,23 @@ interface KeyFile {
   kid: string
   alg: 'EdDSA'
   createdAt: string
+  /** Absent in files written before keys were pre-published: the key signed from createdAt. */
+  activatesAt?: string
   retiresAt: string
   privateJwk: JWK
 }
 
 /**
  * The seed's Ed25519 admission-token signing keys, persisted one file per key (mode 0600).
- * The newest key signs; after `rotationMs` a new key takes over. A retired key stays in
- * the JWKS (and on disk) until every token it can have signed has expired, then is deleted.
+ * One key signs at a time; after `rotationMs` the next takes over. The next key is created
+ * and published `prepublishMs` before it signs, so verifiers that poll the JWKS (agents, who
+ * keep verifying while the seed is down) know it before its first token. A retired key stays
+ * in the JWKS (and on disk) until every token it can have signed has expired, then is deleted.
  */
 export class SigningKeys {
   readonly #dir: string
   readonly #rotationMs: number
+  readonly #prepublishMs: number
   readonly #publishAfterRetirementMs: number
   readonly #logger: Logger
   readonly #now: () => number
@@ -76,6 +89,7 @@ export class SigningKeys {
   private constructor(init: SigningKeysInit, c: SigningKeysComponents) {
     this.#dir = init.dir
     this.#rotationMs = init.rotationMs ?? DEFAULT_KEY_ROTATION_MS
+    this.#prepublishMs = init.prepublishMs ?? Math.min(DEFAULT_KEY_PREPUBLISH_MS, Math.floor(this.#rotationMs / 10))
     this.#publishAfterRetirementMs = (init.maxTokenLifetimeMs ?? DEFAULT_MAX_TOKEN_LIFETIME_MS) + KEY_RETIREMENT_SKEW_MS
     this.#logger = c.logger
     this.#now = c.now ?? Date.now
@@ -89,13 +103,16 @@ export class SigningKeys {
   static async open(init: SigningKeysInit, c: SigningKeysComponents): Promise<SigningKeys> {
     if (!(init.rotationMs === undefined || init.rotationMs > 0)) throw new RangeError('rotationMs must be positive')
     if (!(init.maxTokenLifetimeMs === undefined || init.maxTokenLifetimeMs > 0)) throw new RangeError('maxTokenLifetimeMs must be positive')
+    if (!(init.prepublishMs === undefined || (init.prepublishMs >= 0 && init.prepublishMs < (init.rotationMs ?? DEFAULT_KEY_ROTATION_MS)))) {
+      throw new RangeError('prepublishMs must be at least 0 and shorter than rotationMs')
+    }
     await mkdir(init.dir, { recursive: true, mode: 0o700 })
     await removeTempFiles(init.dir)
     const keys = new SigningKeys(init, c)
     for (const name of (await readdir(init.dir)).sort()) {
       if (name.endsWith('.json')) keys.#keys.push(await keys.#load(join(init.dir, name), name))
     }
-    keys.#keys.sort((a, b) => a.createdAt - b.createdAt)
+    keys.#keys.sort((a, b) => a.activatesAt - b.activatesAt)
     await keys.rotateIfDue()
     return keys
   }
@@ -121,42 +138,60 @@ export class SigningKeys {
     return this.#busy
   }
 
-  /** The public keys verifiers need: the current key and retired keys whose tokens may still be valid. */
+  /**
+   * The public keys verifiers need, newest first: the next key (published ahead of signing),
+   * the current key, and retired keys whose tokens may still be valid.
+   */
   async jwks(): Promise<{ keys: PublicSigningJwk[] }> {
     await this.rotateIfDue()
     return { keys: this.#keys.filter((k) => !this.#expired(k)).reverse().map((k) => ({ ...k.publicJwk })) }
   }
 
+  /** The key that signs now: the newest one already active. */
   #current(): KeyEntry | undefined {
-    return this.#keys.at(-1)
+    const now = this.#now()
+    return this.#keys.findLast((k) => k.activatesAt <= now)
   }
 
+  /** The key published to take over next, if already created. */
+  #next(): KeyEntry | undefined {
+    const last = this.#keys.at(-1)
+    return last !== undefined && last.activatesAt > this.#now() ? last : undefined
+  }
+
+  /** True when there is no signing key, or the current one is within `prepublishMs` of retiring without a successor. */
   #rotationDue(): boolean {
     const cur = this.#current()
-    const now = this.#now()
-    return cur === undefined || now >= Math.min(cur.retiresAt, cur.createdAt + this.#rotationMs)
+    return cur === undefined || (this.#next() === undefined && this.#now() >= cur.retiresAt - this.#prepublishMs)
   }
 
   /** True for a retired key whose tokens have all expired. */
   #expired(key: KeyEntry): boolean {
-    return key !== this.#current() && this.#now() >= key.retiresAt + this.#publishAfterRetirementMs
+    const now = this.#now()
+    return key.activatesAt <= now && key !== this.#current() && now >= key.retiresAt + this.#publishAfterRetirementMs
   }
 
   async #rotateAndPrune(): Promise<boolean> {
     let rotated = false
     if (this.#rotationDue()) {
       const now = this.#now()
-      const old = this.#current()
-      if (old !== undefined) {
-        // Record when the old key really stopped signing: its tokens expire relative to that.
-        old.retiresAt = now
-        await this.#save(old)
-      }
-      const key = await this.#generate(now)
+      const cur = this.#current()
+      // The successor signs once it has been published for prepublishMs, and not before the
+      // current key's planned retirement. Without a current key (first start) it signs at once.
+      const activatesAt = cur === undefined ? now : Math.max(cur.retiresAt, now + this.#prepublishMs)
+      const key = await this.#generate(now, activatesAt)
       await this.#save(key)
+      if (cur !== undefined) {
+        // Its tokens expire relative to when it really stops signing.
+        cur.retiresAt = activatesAt
+        await this.#save(cur)
+      }
       this.#keys.push(key)
       rotated = true
-      this.#logger.info({ kid: key.kid, retired: old?.kid, retiresAt: new Date(key.retiresAt).toISOString() }, 'admission signing key created')
+      this.#logger.info(
+        { kid: key.kid, signsFrom: new Date(activatesAt).toISOString(), replaces: cur?.kid, retiresAt: new Date(key.retiresAt).toISOString() },
+        'admission signing key created',
+      )
     }
     for (const key of this.#keys.filter((k) => this.#expired(k))) {
       await rm(key.path, { force: true })
@@ -166,21 +201,20 @@ export class SigningKeys {
     return rotated
   }
 
-  async #generate(now: number): Promise<KeyEntry> {
+  async #generate(now: number, activatesAt: number): Promise<KeyEntry> {
     const pair = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true })
     const privateJwk = await exportJWK(pair.privateKey)
-    return this.#entry(privateJwk, now, now + this.#rotationMs, '')
+    return this.#entry(privateJwk, { createdAt: now, activatesAt, retiresAt: activatesAt + this.#rotationMs }, '')
   }
 
-  async #entry(privateJwk: JWK, createdAt: number, retiresAt: number, path: string): Promise<KeyEntry> {
+  async #entry(privateJwk: JWK, times: { createdAt: number; activatesAt: number; retiresAt: number }, path: string): Promise<KeyEntry> {
     const x = privateJwk.x ?? ''
     const kid = await calculateJwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x })
     const privateKey = (await importJWK({ kty: 'OKP', crv: 'Ed25519', x, d: privateJwk.d }, 'EdDSA', { extractable: false })) as CryptoKey
     return {
       kid,
       privateKey,
-      createdAt,
-      retiresAt,
+      ...times,
       privateJwk: { kty: 'OKP', crv: 'Ed25519', x, d: privateJwk.d },
       publicJwk: { kty: 'OKP', crv: 'Ed25519', x, kid, alg: 'EdDSA', use: 'sig' },
       path: path === '' ? join(this.#dir, `${kid}.json`) : path,
@@ -193,6 +227,7 @@ export class SigningKeys {
       kid: key.kid,
       alg: 'EdDSA',
       createdAt: new Date(key.createdAt).toISOString(),
+      activatesAt: new Date(key.activatesAt).toISOString(),
       retiresAt: new Date(key.retiresAt).toISOString(),
       privateJwk: key.privateJwk,
     }
@@ -212,7 +247,10 @@ export class SigningKeys {
     if (typeof file !== 'object' || file === null || file.format !== 1) throw new SigningKeyInvalidError(path, 'not a format 1 key file')
     const createdAt = Date.parse(file.createdAt ?? '')
     const retiresAt = Date.parse(file.retiresAt ?? '')
-    if (Number.isNaN(createdAt) || Number.isNaN(retiresAt)) throw new SigningKeyInvalidError(path, 'createdAt or retiresAt is not a date')
+    const activatesAt = file.activatesAt === undefined ? createdAt : Date.parse(file.activatesAt)
+    if (Number.isNaN(createdAt) || Number.isNaN(retiresAt) || Number.isNaN(activatesAt)) {
+      throw new SigningKeyInvalidError(path, 'createdAt, activatesAt or retiresAt is not a date')
+    }
     const jwk = file.privateJwk
     if (jwk?.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string' || typeof jwk.d !== 'string') {
       throw new SigningKeyInvalidError(path, 'privateJwk is not an Ed25519 private JWK')
@@ -223,7 +261,7 @@ export class SigningKeys {
     } catch (cause) {
       throw new SigningKeyInvalidError(path, `privateJwk is inconsistent: ${(cause as Error).message}`, { cause })
     }
-    const entry = await this.#entry(jwk, createdAt, retiresAt, path)
+    const entry = await this.#entry(jwk, { createdAt, activatesAt, retiresAt }, path)
     if (file.kid !== entry.kid || name !== `${entry.kid}.json`) throw new SigningKeyInvalidError(path, 'kid does not match the key thumbprint or the file name')
     const mode = (await stat(path)).mode & 0o777
     if ((mode & 0o077) !== 0) this.#logger.warn({ path, mode: mode.toString(8) }, 'admission signing key is readable by others; chmod 600 it')
