@@ -11,6 +11,11 @@ export const AUDIT_LOG_FILE = 'audit.log'
 
 /** A signing key signs new tokens for this long before a new key replaces it. */
 export const DEFAULT_KEY_ROTATION_MS = 24 * 3_600_000
+/**
+ * The next signing key is published this long before it signs (at most; a tenth of the
+ * rotation period when that is shorter): several of the agents' JWKS polls.
+ */
+export const DEFAULT_KEY_PREPUBLISH_MS = 10 * 60_000
 /** Longest admission-token lifetime; a retired key stays in the JWKS this long after retiring. */
 export const DEFAULT_MAX_TOKEN_LIFETIME_MS = MAX_TOKEN_LIFETIME_S * 1000
 /** Added to a retired key's publication window to cover clock skew between seed and verifiers (well above their tolerance). */
