@@ -48,7 +48,9 @@ describe('openAdmission', () => {
       const iat = Math.floor(t / 1000)
       return signAdmissionToken({ iss: ISS, aud: AUD, sub, iat, nbf: iat, exp: iat + 3600, jti: randomUUID(), scope: ['library/*'] }, privateKey, kid)
     }
-    t += 24 * HOUR - 1000
+    t += 24 * HOUR - 10 * 60_000
+    await keys.jwks() // a verifier polls and gets the next key ahead of its first token
+    t += 10 * 60_000 - 1000
     const beforeRotation = await issue()
     t += 1000
     const afterRotation = await issue()
