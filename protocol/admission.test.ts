@@ -206,12 +206,12 @@ describe('admission claims', () => {
 })
 
 describe('admission refusals', () => {
-  it('maps revoked and scope to DENIED and every other reason to UNAUTHORIZED', () => {
+  it('maps revoked, scope and subject to DENIED and every other reason to UNAUTHORIZED', () => {
     for (const reason of ADMISSION_DENIAL_REASONS) {
       const err = new AdmissionDeniedError(reason, 'x')
       expect(err.name).toBe('AdmissionDeniedError')
       expect(err.code).toBe('AdmissionDeniedError')
-      expect(err.ociCode).toBe(reason === 'revoked' || reason === 'scope' ? 'DENIED' : 'UNAUTHORIZED')
+      expect(err.ociCode).toBe(reason === 'revoked' || reason === 'scope' || reason === 'subject' ? 'DENIED' : 'UNAUTHORIZED')
       expect(err.message).toContain(`(${reason})`)
     }
   })

@@ -33,6 +33,8 @@ export const DEFAULT_TOKEN_LIFETIME_S = 600
 export const CLOCK_TOLERANCE_S = 30
 /** Longest compact token (characters) looked at; longer ones are refused unparsed. */
 export const MAX_TOKEN_LENGTH = 8192
+/** Longest OIDC token (characters) an agent sends or the seed looks at at enrollment. */
+export const MAX_OIDC_TOKEN_LENGTH = 12 * 1024
 /** Most scope patterns one token may carry. */
 export const MAX_SCOPE_PATTERNS = 64
 /** Longest scope pattern (a host of 255 plus a name of 255, and the slash). */
@@ -72,11 +74,15 @@ export const ADMISSION_DENIAL_REASONS = [
   'peer-mismatch',
   'revoked',
   'scope',
+  'subject',
 ] as const
 export type AdmissionDenialReason = (typeof ADMISSION_DENIAL_REASONS)[number]
 
-/** Reasons where the caller is known but not allowed (403); all others are 401. */
-const FORBIDDEN_REASONS: ReadonlySet<AdmissionDenialReason> = new Set(['revoked', 'scope'])
+/**
+ * Reasons where the caller is known but not allowed (403); all others are 401.
+ * 'subject': a valid OIDC token whose `sub` no configured subject pattern allows.
+ */
+const FORBIDDEN_REASONS: ReadonlySet<AdmissionDenialReason> = new Set(['revoked', 'scope', 'subject'])
 
 /**
  * A request was refused for want of a valid admission token. `reason` says why.
@@ -271,8 +277,8 @@ function componentMatches(pattern: string, component: string): boolean {
   return wildcardMatch(pattern, component)
 }
 
-/** `*` matches any run of characters; greedy with one backtrack point, O(p·s) at worst. */
-function wildcardMatch(pattern: string, text: string): boolean {
+/** True when `text` matches `pattern`, where `*` matches any run of characters (`/` and `:` included); O(p·s) at worst. */
+export function wildcardMatch(pattern: string, text: string): boolean {
   let p = 0
   let t = 0
   let star = -1

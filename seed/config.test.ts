@@ -28,6 +28,22 @@ describe('parseSeedArgs', () => {
     expect([config.keyRotationMs, config.tokenTtlMs, config.issuer, config.audience]).toEqual([6 * 3_600_000, 3_600_000, 'seed.example', 'edge-fleet'])
   })
 
+  it('parses the OIDC enrollment flags, with the scope defaulting to every repository', () => {
+    const base = ['--oidc-issuer', 'https://kubernetes.default.svc', '--oidc-jwks', '/etc/pollen/jwks.json', '--oidc-audience', 'pollen-seed']
+    const config = parseSeedArgs(base)
+    if (config === 'help') throw new Error('unexpected help')
+    expect(config.oidc).toEqual({ issuer: 'https://kubernetes.default.svc', jwks: '/etc/pollen/jwks.json', audience: 'pollen-seed', scope: ['**'], subjects: [] })
+    const narrow = parseSeedArgs([
+      ...base,
+      '--oidc-jwks', 'https://issuer.example/openid/v1/jwks',
+      '--oidc-scope', 'team-a/**', '--oidc-scope', 'docker.io/library/*',
+      '--oidc-subject', 'system:serviceaccount:pollen:*',
+    ])
+    if (narrow === 'help') throw new Error('unexpected help')
+    expect(narrow.oidc).toMatchObject({ jwks: 'https://issuer.example/openid/v1/jwks', scope: ['team-a/**', 'docker.io/library/*'], subjects: ['system:serviceaccount:pollen:*'] })
+    expect((parseSeedArgs([]) as { oidc?: unknown }).oidc).toBeUndefined()
+  })
+
   it('parses repeated upstreams, realm hosts and durations', () => {
     const config = parseSeedArgs([
       '--upstream', 'docker.io=https://registry-1.docker.io',
@@ -69,6 +85,16 @@ describe('parseSeedArgs', () => {
     [['--token-ttl', '2h'], 'token-ttl'],
     [['--issuer', ''], 'issuer'],
     [['--audience', 'two words'], 'audience'],
+    [['--oidc-jwks', 'f', '--oidc-audience', 'a'], 'oidc-issuer'],
+    [['--oidc-issuer', 'https://i', '--oidc-audience', 'a'], 'oidc-jwks'],
+    [['--oidc-issuer', 'https://i', '--oidc-jwks', 'f'], 'oidc-audience'],
+    [['--oidc-scope', '**'], 'oidc-scope'],
+    [['--oidc-subject', 'system:*'], 'oidc-subject'],
+    [['--oidc-issuer', 'https://i', '--oidc-jwks', 'http://issuer.example/jwks', '--oidc-audience', 'a'], 'oidc-jwks'],
+    [['--oidc-issuer', 'https://i', '--oidc-jwks', 'https://u:p@issuer.example/jwks', '--oidc-audience', 'a'], 'oidc-jwks'],
+    [['--oidc-issuer', 'https://i', '--oidc-jwks', 'f', '--oidc-audience', 'two words'], 'oidc-audience'],
+    [['--oidc-issuer', 'https://i', '--oidc-jwks', 'f', '--oidc-audience', 'a', '--oidc-scope', 'Bad//x'], 'oidc-scope'],
+    [['--oidc-issuer', 'https://i', '--oidc-jwks', 'f', '--oidc-audience', 'a', '--oidc-subject', ''], 'oidc-subject'],
   ])('refuses %j with a ConfigError naming --%s', (argv, key) => {
     try {
       parseSeedArgs(argv)
@@ -171,7 +197,7 @@ describe('parseSeedCommand', () => {
   })
 
   it('documents every flag and command in the help', () => {
-    for (const word of ['--key-rotation', '--token-ttl', '--issuer', '--audience', 'join-token create', 'join-token list', 'join-token revoke', 'revoke PEERID', '--ttl', '--uses', '--scope', '--reason']) {
+    for (const word of ['--key-rotation', '--token-ttl', '--issuer', '--audience', '--oidc-issuer', '--oidc-jwks', '--oidc-audience', '--oidc-scope', '--oidc-subject', 'join-token create', 'join-token list', 'join-token revoke', 'revoke PEERID', '--ttl', '--uses', '--scope', '--reason']) {
       expect(SEED_HELP).toContain(word)
     }
   })

@@ -4,7 +4,7 @@ export { ConfigError, parseHostPort } from '../protocol/config-values.js'
 import { DEFAULT_TOKEN_LIFETIME_S, MAX_SCOPE_PATTERNS, MAX_TOKEN_LIFETIME_S, ScopePatternInvalidError, parseScopePattern } from '../protocol/admission.js'
 import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, type HostPort } from '../protocol/config-values.js'
 import { looksLikeSecret } from './admission/audit-log.js'
-import { DEFAULT_JOIN_TOKEN_SCOPE, DEFAULT_JOIN_TOKEN_TTL_MS, DEFAULT_JOIN_TOKEN_USES, DEFAULT_KEY_ROTATION_MS } from './admission/constants.js'
+import { DEFAULT_JOIN_TOKEN_SCOPE, DEFAULT_JOIN_TOKEN_TTL_MS, DEFAULT_JOIN_TOKEN_USES, DEFAULT_KEY_ROTATION_MS, DEFAULT_OIDC_SCOPE } from './admission/constants.js'
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_P2P_LISTEN, DEFAULT_REALM_HOSTS, DEFAULT_TAG_TTL_MS, DEFAULT_UPSTREAMS } from './constants.js'
 
 export interface UpstreamConfig {
@@ -42,6 +42,21 @@ export interface SeedConfig {
    * (the default; `--anonymous-pulls` turns it off for a trusted network).
    */
   requireAdmission: boolean
+  /** OIDC enrollment: agents present a token from this issuer instead of a join token. Off when undefined. */
+  oidc?: OidcConfig
+}
+
+export interface OidcConfig {
+  /** Exact `iss` of accepted tokens. */
+  issuer: string
+  /** A JWKS file path or an http(s) URL (https, or http on loopback). */
+  jwks: string
+  /** Required among the tokens' `aud`. */
+  audience: string
+  /** Repository patterns granted to OIDC-admitted agents. */
+  scope: string[]
+  /** When non-empty, `sub` must match one (`*` globs). */
+  subjects: string[]
 }
 
 /** Administrative commands, run against a data dir (also while a seed is running on it). */
@@ -111,6 +126,15 @@ Options (running the seed):
   --issuer NAME               Issuer (iss) of admission tokens (default ${DEFAULT_ISSUER}).
   --audience NAME             Audience (aud) of admission tokens (default ${DEFAULT_AUDIENCE}); agents and
                               peers refuse tokens for another audience.
+  --oidc-issuer URL           Also admit agents that present an OIDC token from this issuer (exact
+                              iss), e.g. a Kubernetes projected service-account token. Needs
+                              --oidc-jwks and --oidc-audience.
+  --oidc-jwks FILE|URL        The issuer's public keys: a JWKS file (read again when it changes)
+                              or an https:// URL (http:// only on loopback).
+  --oidc-audience AUD         Audience the OIDC tokens must carry (e.g. pollen-seed).
+  --oidc-scope PATTERN        Repositories OIDC-admitted agents may pull. Repeatable (default '${DEFAULT_OIDC_SCOPE.join(' ')}').
+  --oidc-subject PATTERN      Admit only tokens whose sub matches, * matching anything, e.g.
+                              'system:serviceaccount:pollen:*'. Repeatable (default: any sub).
   --anonymous-pulls           Serve manifests and blobs without an admission token. By default every
                               /v2/ request needs Authorization: Bearer <admission token> whose scope
                               covers the repository. Only for a network where every host is trusted.
@@ -185,6 +209,7 @@ export function parseSeedArgs(argv: string[]): SeedConfig | 'help' {
     issuer: nameFlag('issuer', values.issuer ?? DEFAULT_ISSUER),
     audience: nameFlag('audience', values.audience ?? DEFAULT_AUDIENCE),
     requireAdmission: values['anonymous-pulls'] !== true,
+    ...oidcFlags(values),
   }
 }
 
@@ -205,6 +230,11 @@ const SERVE_OPTIONS = {
   issuer: { type: 'string' },
   audience: { type: 'string' },
   'anonymous-pulls': { type: 'boolean' },
+  'oidc-issuer': { type: 'string' },
+  'oidc-jwks': { type: 'string' },
+  'oidc-audience': { type: 'string' },
+  'oidc-scope': { type: 'string', multiple: true },
+  'oidc-subject': { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options
 
@@ -312,18 +342,66 @@ function usesFlag(value: string | undefined): number {
   return n
 }
 
-function scopeFlag(values: string[] | undefined): string[] {
-  const scope = values ?? [...DEFAULT_JOIN_TOKEN_SCOPE]
-  if (scope.length > MAX_SCOPE_PATTERNS) throw new ConfigError('scope', `at most ${MAX_SCOPE_PATTERNS} patterns`)
+function scopeFlag(values: string[] | undefined, key = 'scope', fallback: readonly string[] = DEFAULT_JOIN_TOKEN_SCOPE): string[] {
+  const scope = values ?? [...fallback]
+  if (scope.length > MAX_SCOPE_PATTERNS) throw new ConfigError(key, `at most ${MAX_SCOPE_PATTERNS} patterns`)
   for (const pattern of scope) {
     try {
       parseScopePattern(pattern)
     } catch (err) {
-      if (err instanceof ScopePatternInvalidError) throw new ConfigError('scope', err.message)
+      if (err instanceof ScopePatternInvalidError) throw new ConfigError(key, err.message)
       throw err
     }
   }
   return scope
+}
+
+type ServeValues = ReturnType<typeof parse<typeof SERVE_OPTIONS>>['values']
+
+/** The OIDC enrollment flags: issuer, JWKS and audience all or none; scope and subject only with them. */
+function oidcFlags(values: ServeValues): { oidc?: OidcConfig } {
+  const issuer = values['oidc-issuer']
+  const jwks = values['oidc-jwks']
+  const audience = values['oidc-audience']
+  if (issuer === undefined && jwks === undefined && audience === undefined) {
+    for (const key of ['oidc-scope', 'oidc-subject'] as const) {
+      if (values[key] !== undefined) throw new ConfigError(key, 'needs --oidc-issuer, --oidc-jwks and --oidc-audience')
+    }
+    return {}
+  }
+  if (issuer === undefined) throw new ConfigError('oidc-issuer', 'is required with --oidc-jwks and --oidc-audience')
+  if (jwks === undefined) throw new ConfigError('oidc-jwks', 'is required with --oidc-issuer: give a JWKS file or URL')
+  if (audience === undefined) throw new ConfigError('oidc-audience', 'is required with --oidc-issuer')
+  const subjects = values['oidc-subject'] ?? []
+  if (subjects.length > MAX_SCOPE_PATTERNS) throw new ConfigError('oidc-subject', `at most ${MAX_SCOPE_PATTERNS} patterns`)
+  for (const subject of subjects) {
+    if (subject.length === 0 || subject.length > 512 || !/^[\x20-\x7e]+$/.test(subject)) throw new ConfigError('oidc-subject', `"${subject.slice(0, 100)}" must be 1 to 512 printable characters`)
+  }
+  return {
+    oidc: {
+      issuer: nameFlag('oidc-issuer', issuer),
+      jwks: jwksFlag(jwks),
+      audience: nameFlag('oidc-audience', audience),
+      scope: scopeFlag(values['oidc-scope'], 'oidc-scope', DEFAULT_OIDC_SCOPE),
+      subjects,
+    },
+  }
+}
+
+/** A JWKS file path, or an https URL (http only to a loopback host), without credentials. */
+function jwksFlag(value: string): string {
+  if (value === '') throw new ConfigError('oidc-jwks', 'give a JWKS file or URL')
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new ConfigError('oidc-jwks', `"${value.slice(0, 100)}" is not a URL`)
+  }
+  if (url.username !== '' || url.password !== '') throw new ConfigError('oidc-jwks', 'the URL must not carry credentials')
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw new ConfigError('oidc-jwks', 'must be an https:// URL (http:// only on loopback) or a file')
+  return url.href
 }
 
 function parseUpstreams(specs: string[]): UpstreamConfig[] {

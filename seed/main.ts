@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { pino } from 'pino'
 import { MAX_TOKEN_LIFETIME_S } from '../protocol/admission.js'
 import { openAdmission } from './admission/admission.js'
+import { OidcVerifier } from './admission/oidc.js'
 import { runCommand } from './commands.js'
 import { ConfigError, SEED_HELP, parseSeedCommand, type SeedCommand, type SeedConfig } from './config.js'
 import { loadDockerConfig } from '../content/registry-client/credentials.js'
@@ -44,6 +45,18 @@ async function serve(config: SeedConfig): Promise<void> {
       process.exit(2)
     }
   }
+  let oidc: OidcVerifier | undefined
+  if (config.oidc !== undefined) {
+    oidc = new OidcVerifier(config.oidc, { logger: logger.child({ component: 'oidc' }) })
+    try {
+      await oidc.load()
+    } catch (err) {
+      process.stderr.write(`pollen-seed: invalid --oidc-jwks: ${(err as Error).message}\n`)
+      process.exit(2)
+    }
+    const { issuer, audience, jwks, scope, subjects } = config.oidc
+    logger.info({ issuer, audience, jwks, scope, subjects }, 'OIDC enrollment enabled')
+  }
   const admission = await openAdmission(
     { dataDir: config.dataDir, keyRotationMs: config.keyRotationMs, maxTokenLifetimeMs: MAX_TOKEN_LIFETIME_S * 1000 },
     { logger: logger.child({ component: 'admission' }) },
@@ -53,7 +66,7 @@ async function serve(config: SeedConfig): Promise<void> {
   let seed
   try {
     // From here on the seed owns `admission` and closes it in close().
-    seed = await startSeed(config, { logger, credentials, admission })
+    seed = await startSeed(config, { logger, credentials, admission, oidc })
   } catch (err) {
     await admission.close()
     throw err

@@ -68,7 +68,7 @@ export function createSeedMetrics(registry: Registry, sources: SeedGaugeSources 
     fills: new Counter({ name: 'pollen_seed_fills_total', help: 'Blob fills from upstream, by outcome.', labelNames: ['outcome'], registers }),
     admissionIssued: new Counter({
       name: 'pollen_seed_admission_issued_total',
-      help: 'Admission tokens issued, by how the agent enrolled (join-token, refresh).',
+      help: 'Admission tokens issued, by how the agent enrolled (join-token, oidc, refresh).',
       labelNames: ['how'],
       registers,
     }),

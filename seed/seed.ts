@@ -16,6 +16,7 @@ import { bootstrapHandler } from './bootstrap-endpoint.js'
 import type { Admission } from './admission/admission.js'
 import { seedAuthorizer, seedChallenge } from './admission/authorize.js'
 import { admissionHandler } from './admission/http.js'
+import type { OidcVerifier } from './admission/oidc.js'
 import type { UpstreamCredentials } from '../content/registry-client/credentials.js'
 import { UpstreamBlobSource } from '../content/registry-client/upstream-blob-source.js'
 import { UpstreamRegistry } from '../content/registry-client/upstream-registry.js'
@@ -24,6 +25,8 @@ export interface SeedComponents {
   logger: Logger
   /** Admission state (keys, join tokens, revocations, audit); its endpoints are served when given. Closed by close(). */
   admission?: Admission
+  /** Verifies OIDC tokens at enrollment (`--oidc-issuer`); without it only join tokens enroll. */
+  oidc?: OidcVerifier
   /** Upstream credentials by canonical registry host (from --credentials). */
   credentials: ReadonlyMap<string, UpstreamCredentials>
 }
@@ -87,6 +90,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
           { issuer: config.issuer, audience: config.audience, tokenTtlMs: config.tokenTtlMs },
           {
             admission: c.admission,
+            oidc: c.oidc,
             logger: logger.child({ component: 'admission' }),
             onIssued: (how) => metrics.admissionIssued.inc({ how }),
             onDenied: (reason) => metrics.admissionDenied.inc({ reason }),

@@ -39,3 +39,20 @@ export const JOIN_TOKEN_SECRET_BYTES = 32
 export const LOCK_STALE_MS = 10_000
 /** How long to wait for a state-file lock before giving up. */
 export const LOCK_TIMEOUT_MS = 5_000
+
+/** JWS algorithms an OIDC token may use: asymmetric only, never HS* or none. */
+export const OIDC_ALGORITHMS: readonly string[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
+/** Repositories an OIDC-admitted agent may pull unless told otherwise. */
+export const DEFAULT_OIDC_SCOPE: readonly string[] = ['**']
+/** Longest OIDC token lifetime accepted (`exp - iat`, or `exp - now` without `iat`). A projected Kubernetes token lives 1h unless told otherwise. */
+export const DEFAULT_OIDC_MAX_LIFETIME_S = 24 * 3600
+/** Deadline of one fetch of a remote OIDC JWKS. */
+export const OIDC_JWKS_TIMEOUT_MS = 5_000
+/** A remote JWKS is fetched again after this long, and at most this often for an unknown `kid`. */
+export const OIDC_JWKS_MAX_AGE_MS = 10 * 60_000
+export const OIDC_JWKS_COOLDOWN_MS = 30_000
+/** A JWKS file is checked for changes (stat) at most this often, and read again at least this often. */
+export const OIDC_JWKS_FILE_CHECK_MS = 1_000
+export const OIDC_JWKS_FILE_MAX_AGE_MS = 5 * 60_000
+/** Largest JWKS file read. */
+export const MAX_OIDC_JWKS_FILE_BYTES = 1024 * 1024

@@ -1,3 +1,4 @@
+import type { AdmissionDenialReason } from '../../protocol/admission.js'
 import { PollenError } from '../../protocol/errors.js'
 
 /** Domain errors of the seed's admission components. Tests and the HTTP edge match on `code`. */
@@ -41,8 +42,36 @@ export class JoinTokenDeniedError extends PollenError {
   }
 }
 
+/** Why an OIDC token was refused: the admission reasons that apply to it. */
+export type OidcDenial = Extract<
+  AdmissionDenialReason,
+  'missing' | 'malformed' | 'expired' | 'not-yet-valid' | 'issuer' | 'audience' | 'signature' | 'unknown-key' | 'algorithm' | 'forbidden-header' | 'subject'
+>
 
-/** A proof of PeerId key possession was refused. */
+/**
+ * An OIDC token was refused. `subject` is its `sub` when the signature was verified (so it is
+ * the issuer's word, fit for the audit log); the message never contains the token.
+ */
+export class OidcTokenDeniedError extends PollenError {
+  readonly reason: OidcDenial
+  readonly subject: string | undefined
+  /** The message without the reason prefix. */
+  readonly why: string
+  constructor(reason: OidcDenial, why: string, options?: { cause?: unknown; subject?: string }) {
+    super('OidcTokenDeniedError', reason === 'subject' ? 'DENIED' : 'UNAUTHORIZED', `OIDC token refused (${reason}): ${why}`, options)
+    this.reason = reason
+    this.subject = options?.subject
+    this.why = why
+  }
+}
+
+/** The OIDC issuer's keys could not be obtained (JWKS file unreadable or invalid, URL unreachable). Worth retrying. */
+export class OidcKeysUnavailableError extends PollenError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('OidcKeysUnavailableError', 'UNAVAILABLE', message, options)
+  }
+}
+
 
 /** A string that should be a libp2p PeerId is not one. */
 export class PeerIdInvalidError extends PollenError {

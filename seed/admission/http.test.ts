@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -10,8 +10,10 @@ import type { PrivateKey } from '@libp2p/interface'
 import { pino } from 'pino'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { signProof } from '../../content/admission/proof.js'
+import { TEST_OIDC_AUDIENCE, TEST_OIDC_SUBJECT, createOidcIssuer, type TestOidcIssuer } from '../../test/helpers/oidc-issuer.js'
 import { openAdmission, type Admission } from './admission.js'
 import { admissionHandler, type EnrollmentResponse } from './http.js'
+import { OidcVerifier } from './oidc.js'
 
 const logger = pino({ level: 'silent' })
 const ISSUER = 'pollen-seed'
@@ -22,23 +24,28 @@ let admission: Admission
 let server: Server
 let url: string
 let verify: ReturnType<typeof admissionHandler>['verifier']
+let oidcIssuer: TestOidcIssuer
 const denied: string[] = []
+const issued: string[] = []
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pollen-admission-http-'))
   admission = await openAdmission({ dataDir: dir }, { logger })
-  const { handle, verifier } = admissionHandler({ issuer: ISSUER, audience: AUDIENCE, tokenTtlMs: 600_000 }, { admission, logger, onDenied: (r) => denied.push(r) })
+  oidcIssuer = await createOidcIssuer({ alg: 'RS256' })
+  await oidcIssuer.writeJwks(join(dir, 'oidc-jwks.json'))
+  const oidc = new OidcVerifier(
+    { issuer: oidcIssuer.issuer, audience: TEST_OIDC_AUDIENCE, jwks: join(dir, 'oidc-jwks.json'), scope: ['library/*'], subjects: ['system:serviceaccount:pollen:*'] },
+    { logger },
+  )
+  await oidc.load()
+  const { handle, verifier } = admissionHandler(
+    { issuer: ISSUER, audience: AUDIENCE, tokenTtlMs: 600_000 },
+    { admission, oidc, logger, onDenied: (r) => denied.push(r), onIssued: (how) => issued.push(how) },
+  )
   verify = verifier
-  server = createServer((req, res) => {
-    if (!handle(req, res)) {
-      res.writeHead(404)
-      res.end()
-    }
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  url = await serve(handle)
   denied.length = 0
+  issued.length = 0
 })
 afterEach(async () => {
   server.closeAllConnections()
@@ -47,9 +54,21 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-async function enroll(key: PrivateKey, body: Record<string, unknown>, peerId?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+async function serve(handle: ReturnType<typeof admissionHandler>['handle']): Promise<string> {
+  server = createServer((req, res) => {
+    if (!handle(req, res)) {
+      res.writeHead(404)
+      res.end()
+    }
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+async function enroll(key: PrivateKey, body: Record<string, unknown>, peerId?: string, at = url): Promise<{ status: number; json: Record<string, unknown> }> {
   const proof = await signProof(key, ISSUER, Math.floor(Date.now() / 1000))
-  const res = await fetch(`${url}/v1/admission`, {
+  const res = await fetch(`${at}/v1/admission`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ peerId: peerId ?? proof.peerId, proof: { timestamp: proof.timestamp, signature: proof.signature }, ...body }),
@@ -106,6 +125,62 @@ describe('POST /v1/admission', () => {
     expect((await enroll(await generateKeyPair('Ed25519'), {})).status).toBe(401)
     const res = await fetch(`${url}/v1/admission`, { method: 'POST', body: 'not json', signal: AbortSignal.timeout(5000) })
     expect(res.status).toBe(401)
+  })
+})
+
+async function auditEvents(): Promise<Array<Record<string, unknown>>> {
+  await admission.audit.flush()
+  const text = await readFile(join(dir, 'admission', 'audit.log'), 'utf8')
+  return text.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
+}
+
+describe('POST /v1/admission with an OIDC token', () => {
+  it('issues a token bound to the PeerId with the OIDC scope, counted as oidc and audited with the service account, never the OIDC token', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const peerId = peerIdFromPrivateKey(key).toString()
+    const oidcToken = await oidcIssuer.mint()
+    const answer = await enroll(key, { oidcToken })
+    expect(answer.status).toBe(200)
+    const claims = await verify.verify((answer.json as unknown as EnrollmentResponse).token, { peerId, repository: { ns: 'docker.io', name: 'library/alpine' } })
+    expect(claims.scope).toEqual(['library/*'])
+    expect(issued).toEqual(['oidc'])
+    expect(await auditEvents()).toContainEqual(expect.objectContaining({ event: 'issue', peerId, subject: TEST_OIDC_SUBJECT, reason: 'oidc' }))
+    expect(await readFile(join(dir, 'admission', 'audit.log'), 'utf8')).not.toContain(oidcToken.split('.')[1])
+  })
+
+  it('refuses a token for another audience (401) and a service account no subject pattern allows (403), auditing the subject', async () => {
+    const wrongAudience = await enroll(await generateKeyPair('Ed25519'), { oidcToken: await oidcIssuer.mint({ aud: ['kubernetes'] }) })
+    expect(wrongAudience.status).toBe(401)
+    expect(JSON.stringify(wrongAudience.json)).toContain('admission token refused (audience): OIDC token')
+    const otherAccount = await enroll(await generateKeyPair('Ed25519'), { oidcToken: await oidcIssuer.mint({ sub: 'system:serviceaccount:default:default' }) })
+    expect(otherAccount.status).toBe(403)
+    expect(denied).toEqual(['audience', 'subject'])
+    expect(issued).toEqual([])
+    expect(await auditEvents()).toContainEqual(expect.objectContaining({ event: 'refuse', reason: 'subject', subject: 'system:serviceaccount:default:default' }))
+  })
+
+  it('prefers the OIDC token over a join token sent with it, which stays unused', async () => {
+    const { token: joinToken, id } = await admission.joinTokens.create({ uses: 1 })
+    const answer = await enroll(await generateKeyPair('Ed25519'), { oidcToken: await oidcIssuer.mint(), joinToken })
+    expect(answer.status).toBe(200)
+    expect(issued).toEqual(['oidc'])
+    expect((await admission.joinTokens.list()).find((t) => t.id === id)?.usesLeft).toBe(1)
+  })
+
+  it('refuses an OIDC token when the seed has no OIDC issuer configured', async () => {
+    const { handle } = admissionHandler({ issuer: ISSUER, audience: AUDIENCE, tokenTtlMs: 600_000 }, { admission, logger, onDenied: (r) => denied.push(r) })
+    const first = server
+    const plain = await serve(handle)
+    try {
+      const answer = await enroll(await generateKeyPair('Ed25519'), { oidcToken: await oidcIssuer.mint() }, undefined, plain)
+      expect(answer.status).toBe(401)
+      expect(JSON.stringify(answer.json)).toContain('does not accept OIDC tokens')
+      expect(denied).toEqual(['missing'])
+    } finally {
+      server.closeAllConnections()
+      await new Promise((r) => server.close(r))
+      server = first
+    }
   })
 })
 

@@ -7,6 +7,8 @@ import { AdmissionDeniedError, type AdmissionClaims } from '../../protocol/admis
 import { PollenError } from '../../protocol/errors.js'
 import { toOciError } from '../../protocol/oci-errors.js'
 import type { Admission } from './admission.js'
+import { OidcTokenDeniedError } from './errors.js'
+import type { OidcVerifier } from './oidc.js'
 
 export interface AdmissionHttpInit {
   issuer: string
@@ -19,9 +21,14 @@ export interface AdmissionHttpComponents {
   admission: Admission
   logger: Logger
   now?: () => number
-  onIssued?: (how: 'join-token' | 'refresh') => void
+  /** Verifies OIDC tokens (`--oidc-issuer`); without it enrollment with an OIDC token is refused. */
+  oidc?: OidcVerifier
+  onIssued?: (how: EnrollmentMethod) => void
   onDenied?: (reason: string) => void
 }
+
+/** How an agent obtained a token; the `how` label of pollen_seed_admission_issued_total. */
+export type EnrollmentMethod = 'join-token' | 'refresh' | 'oidc'
 
 /** The body of `POST /v1/admission`. */
 export interface EnrollmentRequest {
@@ -31,6 +38,8 @@ export interface EnrollmentRequest {
   joinToken?: string
   /** The agent's current, still valid admission token, to refresh it. */
   token?: string
+  /** An OIDC token from the seed's `--oidc-issuer` (e.g. a projected service-account token). */
+  oidcToken?: string
 }
 
 /** The answer: the admission token and when it expires (ms since the epoch). */
@@ -49,8 +58,9 @@ const MAX_BODY_BYTES = 16 * 1024
  *   retired-but-still-valid), cacheable for a minute;
  * - `GET /v1/revocations`: revoked PeerIds with the list's version, for agents to refuse peers;
  * - `POST /v1/admission`: enrollment. The agent proves it holds its PeerId's key (a signature
- *   over issuer, PeerId and time) and presents a join token or its current admission token;
- *   it gets a token bound to its PeerId (`sub`) with the join token's scope.
+ *   over issuer, PeerId and time) and presents an OIDC token (when an OIDC verifier is
+ *   configured; preferred), a join token, or its current admission token; it gets a token bound
+ *   to its PeerId (`sub`) with the OIDC scope, the join token's scope or the current token's.
  * Returns false for other paths. Every issuance and refusal is audited; tokens never are.
  */
 export function admissionHandler(init: AdmissionHttpInit, c: AdmissionHttpComponents): {
@@ -79,8 +89,12 @@ export function admissionHandler(init: AdmissionHttpInit, c: AdmissionHttpCompon
     }
     if (await admission.revocations.isRevoked(peerId)) throw new AdmissionDeniedError('revoked', `peer ${peerId} is revoked`)
     let scope: string[]
-    let how: 'join-token' | 'refresh'
-    if (typeof body.joinToken === 'string') {
+    let how: EnrollmentMethod
+    let subject: string | undefined
+    if (typeof body.oidcToken === 'string' && c.oidc !== undefined) {
+      ;({ scope, subject } = await verifyOidc(c.oidc, body.oidcToken))
+      how = 'oidc'
+    } else if (typeof body.joinToken === 'string') {
       try {
         scope = (await admission.joinTokens.redeem(body.joinToken)).scope
       } catch (err) {
@@ -91,8 +105,10 @@ export function admissionHandler(init: AdmissionHttpInit, c: AdmissionHttpCompon
     } else if (typeof body.token === 'string') {
       scope = (await verifier.verify(body.token, { peerId })).scope
       how = 'refresh'
+    } else if (typeof body.oidcToken === 'string') {
+      throw new AdmissionDeniedError('missing', 'this seed does not accept OIDC tokens (no --oidc-issuer); use a join token')
     } else {
-      throw new AdmissionDeniedError('missing', 'enrollment needs a joinToken or a current token')
+      throw new AdmissionDeniedError('missing', 'enrollment needs an oidcToken, a joinToken or a current token')
     }
     const issuedAt = Math.floor(now() / 1000)
     const claims: AdmissionClaims = {
@@ -107,7 +123,7 @@ export function admissionHandler(init: AdmissionHttpInit, c: AdmissionHttpCompon
     }
     const key = await admission.keys.current()
     const token = await signAdmissionToken(claims, key.privateKey, key.kid)
-    admission.audit.record({ event: 'issue', peerId, scope, jti: claims.jti, reason: how, remote: req.socket.remoteAddress })
+    admission.audit.record({ event: 'issue', peerId, subject, scope, jti: claims.jti, reason: how, remote: req.socket.remoteAddress })
     c.onIssued?.(how)
     return { token, expiresAt: claims.exp * 1000, issuer: init.issuer, audience: init.audience }
   }
@@ -138,7 +154,8 @@ export function admissionHandler(init: AdmissionHttpInit, c: AdmissionHttpCompon
         (answer) => sendJson(res, 200, answer, { 'Cache-Control': 'no-store' }),
         (err: unknown) => {
           const reason = err instanceof AdmissionDeniedError ? err.reason : 'error'
-          admission.audit.record({ event: 'refuse', reason, remote: req.socket.remoteAddress })
+          const subject = err instanceof AdmissionDeniedError && err.cause instanceof OidcTokenDeniedError ? err.cause.subject : undefined
+          admission.audit.record({ event: 'refuse', reason, subject, remote: req.socket.remoteAddress })
           c.onDenied?.(reason)
           if (!(err instanceof PollenError)) c.logger.error({ err }, 'enrollment failed')
           fail(res, err)
@@ -149,6 +166,16 @@ export function admissionHandler(init: AdmissionHttpInit, c: AdmissionHttpCompon
     return false
   }
   return { handle, verifier }
+}
+
+/** The OIDC identity in `token`. Throws AdmissionDeniedError with the OidcTokenDeniedError as cause; unavailable keys propagate (503). */
+async function verifyOidc(oidc: OidcVerifier, token: string): Promise<{ scope: string[]; subject: string }> {
+  try {
+    return await oidc.verify(token)
+  } catch (err) {
+    if (err instanceof OidcTokenDeniedError) throw new AdmissionDeniedError(err.reason, `OIDC token: ${err.why}`, { cause: err })
+    throw err
+  }
 }
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
