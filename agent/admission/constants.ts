@@ -18,6 +18,8 @@ export const DEFAULT_SEED_REQUEST_TIMEOUT_MS = 10_000
 
 /** How often the seed's JWKS is fetched again. */
 export const DEFAULT_JWKS_REFRESH_MS = 60_000
+/** The seed's `Cache-Control: max-age` on its JWKS may shorten the refresh down to this. */
+export const MIN_JWKS_REFRESH_MS = 1_000
 /** An on-demand JWKS fetch (unknown `kid`) starts at most this often. */
 export const JWKS_REFRESH_SOON_INTERVAL_MS = 5_000
 /** How often the revocation list is polled: a revoked peer is refused within about this long. */

@@ -42,6 +42,23 @@ function cache(init: Partial<JwksCacheInit> = {}, now?: () => number): JwksCache
 }
 
 describe('JwksCache', () => {
+  it('polls as often as the seed\'s max-age asks while its next key is published ahead, and no more often than refreshMs otherwise', async () => {
+    const jwks = cache({ refreshMs: 60_000 })
+    await jwks.start()
+    const afterStart = seed.requests()
+    await new Promise((r) => setTimeout(r, 1500))
+    expect(seed.requests()).toBe(afterStart)
+    await jwks.stop()
+
+    const fast = await startAdmissionSeed(join(dir, 'fast-seed'), 600_000, 30_000)
+    cleanups.push(() => fast.close())
+    const polling = new JwksCache({ seedUrl: fast.url, dataDir: join(dir, 'agent-fast'), refreshMs: 60_000 }, { logger })
+    cleanups.push(() => polling.stop())
+    await polling.start()
+    await new Promise((r) => setTimeout(r, 2500))
+    expect(fast.requests()).toBeGreaterThanOrEqual(2)
+  })
+
   it('serves the persisted JWKS when the seed is down, and peers\' tokens keep verifying', async () => {
     const key = await generateKeyPair('Ed25519')
     const { token: joinToken } = await admission.joinTokens.create({})

@@ -6,6 +6,7 @@ import {
   JWKS_FILE,
   JWKS_REFRESH_SOON_INTERVAL_MS,
   MAX_JWKS_BYTES,
+  MIN_JWKS_REFRESH_MS,
 } from './constants.js'
 import { SeedAnswerInvalidError } from './errors.js'
 import { PolledDocument } from './polled-document.js'
@@ -54,6 +55,8 @@ export class JwksCache {
         url: `${seedBase(init.seedUrl)}/.well-known/jwks.json`,
         statePath: admissionStatePath(init.dataDir, JWKS_FILE),
         intervalMs: refreshMs,
+        // The seed shortens max-age while its next key is published ahead of signing.
+        minIntervalMs: Math.min(refreshMs, MIN_JWKS_REFRESH_MS),
         requestTimeoutMs,
         maxBytes: MAX_JWKS_BYTES,
         parse: (body) => parseJwks(body, logger),

@@ -9,6 +9,11 @@ export interface PolledDocumentInit<T> {
   /** Where the last good copy is kept. */
   statePath: string
   intervalMs: number
+  /**
+   * When given, an answer's `Cache-Control: max-age` shortens the wait before the next poll
+   * (never below this, never above `intervalMs`): the seed says how fresh its answer must be.
+   */
+  minIntervalMs?: number
   requestTimeoutMs: number
   maxBytes: number
   /**
@@ -43,11 +48,14 @@ export class PolledDocument<T> {
   #inflight: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
   #failing = false
+  /** The wait before the next poll: intervalMs, or less when the seed's max-age says so. */
+  #nextPollMs: number
 
   constructor(init: PolledDocumentInit<T>, c: PolledDocumentComponents<T>) {
     this.#init = init
     this.#c = c
     this.#now = c.now ?? Date.now
+    this.#nextPollMs = init.intervalMs
   }
 
   /** The current copy; undefined until one was loaded or fetched. */
@@ -61,16 +69,14 @@ export class PolledDocument<T> {
   }
 
   /**
-   * Loads the persisted copy, then polls every `intervalMs`. Awaits the first fetch only when
+   * Loads the persisted copy, then polls every `intervalMs` (or sooner, see `minIntervalMs`). Awaits the first fetch only when
    * nothing was loaded (so at most `requestTimeoutMs`). Never throws for the seed being down
    * or the state file being unreadable; both are logged.
    */
   async start(): Promise<void> {
     await this.#load()
-    this.#timer = setInterval(() => void this.#poll(), this.#init.intervalMs)
-    this.#timer.unref()
-    if (this.#value === undefined) await this.#poll()
-    else void this.#poll()
+    if (this.#value === undefined) await this.#pollAndSchedule()
+    else void this.#pollAndSchedule()
   }
 
   /**
@@ -93,9 +99,17 @@ export class PolledDocument<T> {
 
   /** Stops polling and aborts a fetch under way. */
   async stop(): Promise<void> {
-    clearInterval(this.#timer)
+    clearTimeout(this.#timer)
     this.#abort.abort()
     await this.#inflight?.catch(() => {})
+  }
+
+  async #pollAndSchedule(): Promise<void> {
+    await this.#poll()
+    if (this.#abort.signal.aborted) return
+    clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => void this.#pollAndSchedule(), this.#nextPollMs)
+    this.#timer.unref()
   }
 
   async #poll(): Promise<void> {
@@ -128,6 +142,10 @@ export class PolledDocument<T> {
     }
     const value = this.#init.parse(answer.body)
     if (this.#abort.signal.aborted) return
+    const { minIntervalMs } = this.#init
+    if (minIntervalMs !== undefined) {
+      this.#nextPollMs = answer.maxAgeS === undefined ? this.#init.intervalMs : Math.min(this.#init.intervalMs, Math.max(minIntervalMs, answer.maxAgeS * 1000))
+    }
     this.#fetchedAt = this.#now()
     const json = JSON.stringify(this.#init.toJson(value))
     if (json === this.#json) return

@@ -24,6 +24,14 @@ export interface SeedAnswer {
   status: number
   /** The parsed JSON body; undefined when the body is empty or not JSON. */
   body: unknown
+  /** `Cache-Control: max-age` in seconds, when the answer has one. */
+  maxAgeS?: number
+}
+
+/** `max-age=N` of a Cache-Control header, when present and sane. */
+export function maxAgeOf(header: string | string[] | undefined): number | undefined {
+  const m = /(?:^|[,\s])max-age=(\d{1,9})(?:$|[,\s])/i.exec(Array.isArray(header) ? header.join(',') : (header ?? ''))
+  return m === null ? undefined : Number(m[1])
 }
 
 /**
@@ -51,7 +59,8 @@ export async function seedRequest(url: string, r: SeedRequest): Promise<SeedAnsw
       }
       parts.push(chunk as Buffer)
     }
-    return { status: res.statusCode, body: parseJson(Buffer.concat(parts).toString('utf8')) }
+    const maxAgeS = maxAgeOf(res.headers['cache-control'])
+    return { status: res.statusCode, body: parseJson(Buffer.concat(parts).toString('utf8')), ...(maxAgeS === undefined ? {} : { maxAgeS }) }
   } catch (err) {
     if (err instanceof SeedUnavailableError) throw err
     const why = deadline.aborted ? `no answer within ${r.timeoutMs} ms` : r.signal?.aborted === true ? 'aborted' : describe(err)

@@ -132,7 +132,7 @@ export function admissionHandler(init: AdmissionHttpInit, c: AdmissionHttpCompon
     const path = (req.url ?? '').split('?')[0]
     if (path === '/.well-known/jwks.json' && req.method === 'GET') {
       void admission.keys.jwks().then(
-        (jwks) => sendJson(res, 200, jwks, { 'Cache-Control': 'max-age=60' }),
+        (jwks) => sendJson(res, 200, jwks, { 'Cache-Control': `max-age=${admission.keys.jwksMaxAgeS}` }),
         (err: unknown) => fail(res, err),
       )
       return true

@@ -147,6 +147,15 @@ export class SigningKeys {
     return { keys: this.#keys.filter((k) => !this.#expired(k)).reverse().map((k) => ({ ...k.publicJwk })) }
   }
 
+  /**
+   * How long (seconds) a verifier may cache the JWKS: a third of the lead time with which the
+   * next key is published, so that every verifier polling it knows the key before it signs;
+   * between 1 and 60 s.
+   */
+  get jwksMaxAgeS(): number {
+    return Math.min(60, Math.max(1, Math.floor(this.#prepublishMs / 3000)))
+  }
+
   /** The key that signs now: the newest one already active. */
   #current(): KeyEntry | undefined {
     const now = this.#now()

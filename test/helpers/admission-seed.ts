@@ -24,9 +24,9 @@ export interface AdmissionSeed {
 }
 
 /** Starts the seed's admission endpoints over state in `dataDir`, on a free loopback port. */
-export async function startAdmissionSeed(dataDir: string, tokenTtlMs = 600_000): Promise<AdmissionSeed> {
+export async function startAdmissionSeed(dataDir: string, tokenTtlMs = 600_000, keyRotationMs?: number): Promise<AdmissionSeed> {
   const logger = pino({ level: 'silent' })
-  const admission = await openAdmission({ dataDir }, { logger })
+  const admission = await openAdmission({ dataDir, keyRotationMs }, { logger })
   const issued: string[] = []
   const { handle } = admissionHandler({ issuer: TEST_ISSUER, audience: TEST_AUDIENCE, tokenTtlMs }, { admission, logger, onIssued: (how) => issued.push(how) })
   let requests = 0
