@@ -10,11 +10,14 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import type { Identify } from '@libp2p/identify'
-import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
-import type { KadDHT } from '@libp2p/kad-dht'
+import type { ConnectionGater, Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { KadDHT, KadDHTComponents } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
+import { AdmissionGate, type AdmissionGateComponents, type AdmissionGateInit } from './admission-gate.js'
+import { startAdmissionExchange } from './admission-exchange.js'
+import { admittedPeersMapper, gatedDhtComponents, guardRoutingTable, type RoutingTableGuard } from './gated-dht.js'
 
 /** The p2p layer's defaults, in one place. */
 export const DEFAULT_P2P_LISTEN = ['/ip4/127.0.0.1/tcp/0']
@@ -33,6 +36,8 @@ export const MAX_INCOMING_PENDING_CONNECTIONS = 64
  */
 export const DHT_INITIAL_SELF_QUERY_MS = 100
 const BOOTSTRAP_TAG = 'pollen-bootstrap'
+/** Deadline for closing a refused peer's connections. */
+const DISCONNECT_TIMEOUT_MS = 2_000
 
 export type PollenServices = { dht: KadDHT; ping: Ping; identify: Identify }
 export type PollenLibp2p = Libp2p<PollenServices>
@@ -53,10 +58,20 @@ export interface PollenNodeInit {
   provideValidityMs?: number
   /** Default: DEFAULT_REBOOTSTRAP_CHECK_MS. */
   rebootstrapCheckMs?: number
+  /** Deadlines and bounds of connection admission, when `components.admission` turns it on. */
+  admission?: AdmissionGateInit
 }
 
 export interface PollenNodeComponents {
   logger: Logger
+  /**
+   * Connection admission: with it, a peer that presents no valid admission token within the
+   * deadline is disconnected, kept out of the DHT (routing table, answers, inbound requests)
+   * and refused for a while (see admission-gate.ts). Absent: every peer is welcome.
+   */
+  admission?: Omit<AdmissionGateComponents, 'logger'>
+  /** Our admission token, presented to every peer we connect to; absent or undefined, nothing is presented. */
+  token?: () => string | undefined
 }
 
 export interface PollenNode {
@@ -73,7 +88,13 @@ export interface PollenNode {
    * with how many of them are connected. Never rejects; failures are logged.
    */
   rebootstrap(): Promise<number>
-  /** Stops the re-bootstrap timer and the libp2p node. */
+  /** The admission gate, when peers are gated. */
+  readonly gate?: AdmissionGate
+  /** The DHT routing table as the gate polices it, when peers are gated. */
+  readonly routingTable?: RoutingTableGuard
+  /** Presents our current token to every connected peer again (call it when the token changed). */
+  presentToken(): void
+  /** Stops the re-bootstrap timer, the admission gate and the libp2p node. */
   stop(): Promise<void>
 }
 
@@ -85,7 +106,9 @@ interface BootstrapPeer {
 /**
  * Creates and starts a libp2p node (TCP, Noise, Yamux, identify, ping, kad-dht
  * in server mode), dials the bootstrap peers, and keeps re-bootstrapping while
- * no peer is connected. Resolves once the node listens, whether or not a
+ * no peer is connected. With `components.admission`, peers are gated from the
+ * first connection on (see admission-gate.ts and gated-dht.ts); with
+ * `components.token`, our token is presented to every peer we connect to. Resolves once the node listens, whether or not a
  * bootstrap peer answered. Throws when a bootstrap address lacks /p2p/<id> or
  * a listen address cannot be bound.
  */
@@ -93,9 +116,12 @@ export async function createPollenNode(init: PollenNodeInit, components: PollenN
   const log = components.logger.child({ component: 'p2p' })
   const bootstrap = (init.bootstrap ?? []).map(parseBootstrap)
   const reprovide = reprovideOptions(init)
+  const gate = components.admission === undefined ? undefined : new AdmissionGate(init.admission ?? {}, { ...components.admission, logger: log.child({ component: 'admission-gate' }) })
 
   const libp2p: PollenLibp2p = await createLibp2p({
     privateKey: init.privateKey,
+    // Started below, once the admission exchange listens for connections.
+    start: false,
     addresses: {
       listen: init.listen ?? DEFAULT_P2P_LISTEN,
       ...(init.announce === undefined ? {} : { announce: init.announce }),
@@ -113,20 +139,36 @@ export async function createPollenNode(init: PollenNodeInit, components: PollenN
     // a connection that is carrying a transfer; dead sockets still end by TCP
     // errors, socket inactivity timeouts and stream deadlines.
     connectionMonitor: { abortConnectionOnPingFailure: false },
+    ...(gate === undefined ? {} : { connectionGater: refusedPeersGater(gate) }),
     services: {
       identify: identify(),
       ping: ping(),
-      dht: kadDHT({
-        protocol: init.dhtProtocol ?? DEFAULT_DHT_PROTOCOL,
-        clientMode: false,
-        initialQuerySelfInterval: DHT_INITIAL_SELF_QUERY_MS,
-        // Keep every address: the fleet lives on LANs (private), loopback in
-        // tests, and sometimes public IPs; see router notes in the report.
-        peerInfoMapper: passthroughMapper,
-        ...(reprovide === undefined ? {} : { reprovide }),
-      }),
+      dht: (dhtComponents: KadDHTComponents) =>
+        kadDHT({
+          protocol: init.dhtProtocol ?? DEFAULT_DHT_PROTOCOL,
+          clientMode: false,
+          initialQuerySelfInterval: DHT_INITIAL_SELF_QUERY_MS,
+          // Keep every address: the fleet lives on LANs (private), loopback in
+          // tests, and sometimes public IPs; see router notes in the report.
+          // With admission, only admitted peers' addresses are kept.
+          peerInfoMapper: gate === undefined ? passthroughMapper : admittedPeersMapper(gate),
+          ...(reprovide === undefined ? {} : { reprovide }),
+        })(gate === undefined ? dhtComponents : gatedDhtComponents(dhtComponents, gate)),
     },
   })
+  const routingTable = gate === undefined ? undefined : guardRoutingTable(libp2p.services.dht, gate, log)
+  gate?.attach({
+    isConnected: (peer) => libp2p.getConnections(peerIdFromString(peer)).length > 0,
+    disconnect: (peer) => libp2p.hangUp(peerIdFromString(peer), { signal: AbortSignal.timeout(DISCONNECT_TIMEOUT_MS) }),
+    forget: async (peer) => routingTable?.forget(peerIdFromString(peer)),
+  })
+  const exchange = await startAdmissionExchange({ libp2p, logger: log, gate, token: components.token })
+  try {
+    await libp2p.start()
+  } catch (err) {
+    gate?.stop()
+    throw err
+  }
 
   const peerId = libp2p.peerId.toString()
   let stopped = false
@@ -182,13 +224,25 @@ export async function createPollenNode(init: PollenNodeInit, components: PollenN
     multiaddrs: () => libp2p.getMultiaddrs().map(ma => ma.toString()),
     connectedPeers: () => libp2p.getPeers().length,
     rebootstrap,
+    gate,
+    routingTable,
+    presentToken: () => exchange.presentToAll(),
     async stop() {
       if (stopped) return
       stopped = true
       clearInterval(timer)
+      await exchange.stop()
+      routingTable?.stop()
+      gate?.stop()
       await libp2p.stop()
     },
   }
+}
+
+/** Denies dials to, and connections from, peers the gate refused. */
+function refusedPeersGater(gate: AdmissionGate): ConnectionGater {
+  const refused = (peer: PeerId): boolean => gate.isRefused(peer.toString())
+  return { denyDialPeer: refused, denyInboundEncryptedConnection: refused, denyOutboundEncryptedConnection: refused }
 }
 
 function parseBootstrap(addr: string): BootstrapPeer {
