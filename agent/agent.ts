@@ -14,6 +14,8 @@ import { startP2P } from './p2p/p2p.js'
 import { TokenManager } from './admission/token-manager.js'
 import { JwksCache } from './admission/jwks-cache.js'
 import { RevocationCache } from './admission/revocation-cache.js'
+import { scopeCoversAny } from './admission/repository-scope.js'
+import { AdmissionDeniedError } from '../protocol/admission.js'
 import { AdmissionVerifier, type AdmissionJwks } from '../content/admission/verifier.js'
 import { loadOrCreateIdentity } from '../content/p2p/identity.js'
 import type { AgentConfig } from './config.js'
@@ -69,14 +71,18 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
   await tokens?.start()
   const bearer = (): string | undefined => tokens?.current()
   // An enrolled agent serves only admitted peers: their token, checked with the seed's keys
-  // (cached on disk, so this keeps working while the seed is down) and revocation list.
+  // (cached on disk, so this keeps working while the seed is down) and revocation list, whose
+  // scope covers a repository the blob was seen in.
   const peerAdmission = tokens === undefined || config.seed === undefined ? undefined : await startPeerAdmission(config, config.seed, logger)
   const authorize =
     peerAdmission === undefined
       ? undefined
-      : async (token: string | undefined, remotePeer: string): Promise<void> => {
+      : async (token: string | undefined, remotePeer: string, repositories: readonly string[] | undefined): Promise<void> => {
           try {
-            await peerAdmission.verifier.verify(token, { peerId: remotePeer })
+            const claims = await peerAdmission.verifier.verify(token, { peerId: remotePeer })
+            if (repositories !== undefined && !scopeCoversAny(claims.scope, repositories)) {
+              throw new AdmissionDeniedError('scope', 'token scope covers no repository this blob was seen in')
+            }
           } catch (err) {
             const reason = (err as { reason?: string }).reason ?? 'error'
             if (reason === 'unknown-key') peerAdmission.jwks.refreshSoon()
@@ -176,7 +182,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
 /** The seed's keys and revocations, cached and polled, and a verifier over them for peers' tokens. */
 async function startPeerAdmission(config: AgentConfig, seedUrl: string, logger: Logger) {
   const jwks = new JwksCache({ seedUrl, dataDir: config.dataDir }, { logger: logger.child({ component: 'jwks' }) })
-  const revocations = new RevocationCache({ seedUrl, dataDir: config.dataDir }, { logger: logger.child({ component: 'revocations' }) })
+  const revocations = new RevocationCache({ seedUrl, dataDir: config.dataDir, pollMs: config.revocationPollMs }, { logger: logger.child({ component: 'revocations' }) })
   await Promise.all([jwks.start(), revocations.start()])
   const verifier = new AdmissionVerifier(
     { issuer: config.seedIssuer, audience: config.seedAudience },

@@ -23,7 +23,17 @@ export interface AgentConfig {
   joinTokenFile?: string
   /** The fleet's admission audience (the seed's --audience), checked on peers' tokens. */
   seedAudience: string
+  /**
+   * How often the seed's revocation list is polled (ms); undefined means the default,
+   * DEFAULT_REVOCATION_POLL_MS. Set by `--revocation-poll DURATION`, a flag left out of
+   * --help (it exists for tests that need a revocation to arrive within seconds), at least
+   * MIN_REVOCATION_POLL_MS so that a fleet cannot be told to hammer its seed.
+   */
+  revocationPollMs?: number
 }
+
+/** Shortest `--revocation-poll` accepted. */
+export const MIN_REVOCATION_POLL_MS = 1_000
 
 export interface P2PConfig {
   /** Peer-to-peer is on when the agent has a seed or bootstrap peers. */
@@ -104,6 +114,8 @@ const AGENT_OPTIONS = {
   'join-token-file': { type: 'string' },
   'seed-issuer': { type: 'string' },
   'seed-audience': { type: 'string' },
+  // Not in AGENT_HELP: see AgentConfig.revocationPollMs.
+  'revocation-poll': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -160,6 +172,11 @@ function agentConfig(values: Values): AgentConfig {
   const logLevel = logLevelFlag(str('log-level') ?? 'info')
   const metrics = str('metrics-listen')
   const ttl = str('tag-ttl')
+  const revocationPoll = str('revocation-poll')
+  const revocationPollMs = revocationPoll === undefined ? undefined : durationFlag('revocation-poll', revocationPoll)
+  if (revocationPollMs !== undefined && revocationPollMs < MIN_REVOCATION_POLL_MS) {
+    throw new ConfigError('revocation-poll', `"${revocationPoll}" is shorter than ${MIN_REVOCATION_POLL_MS / 1000}s`)
+  }
   return {
     listen: parseHostPort('listen', str('listen') ?? DEFAULT_LISTEN),
     dataDir: str('data') ?? DEFAULT_DATA_DIR,
@@ -175,6 +192,7 @@ function agentConfig(values: Values): AgentConfig {
     seedIssuer: str('seed-issuer') ?? 'pollen-seed',
     joinTokenFile: str('join-token-file'),
     seedAudience: str('seed-audience') ?? 'pollen',
+    revocationPollMs,
   }
 }
 

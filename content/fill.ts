@@ -74,6 +74,11 @@ export class Fill extends EventEmitter {
   source: string | undefined
   #mediaType: string | undefined
 
+  /** The repository the fill was started for (recorded with the blob when it commits). */
+  get repository(): Repository | undefined {
+    return this.#init.repository
+  }
+
   constructor(init: FillInit, components: FillComponents) {
     super()
     this.setMaxListeners(0)

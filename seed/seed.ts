@@ -106,7 +106,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
       routes: (req, res) => bootstrap(req, res) || (admissionRoutes?.handle(req, res) ?? false),
       authorize:
         config.requireAdmission && admissionRoutes !== undefined && c.admission !== undefined
-          ? seedAuthorizer({ verifier: admissionRoutes.verifier, audit: c.admission.audit, onDenied: (reason) => metrics.admissionDenied.inc({ reason }) })
+          ? seedAuthorizer({ verifier: admissionRoutes.verifier, audit: c.admission.audit, revocations: c.admission.revocations, onDenied: (reason) => metrics.admissionDenied.inc({ reason }) })
           : undefined,
       events: {
         request: (e) => metrics.requestDuration.observe({ method: e.method, route: e.route, status: String(e.status) }, e.seconds),

@@ -6,6 +6,7 @@ import type { ContentStore } from '../../content/store.js'
 import { raceAbort } from '../../content/abort.js'
 import { BLOB_PROTOCOL, encodeResponse, type BlobRequest, type BlobResponse } from '../../protocol/blob-frames.js'
 import { parseDigest } from '../../protocol/digest.js'
+import { repositoryKey } from '../../protocol/reference.js'
 import { PollenError } from '../../protocol/errors.js'
 import type { PollenLibp2p } from '../../content/p2p/node.js'
 import { RateLimiter } from './rate-limiter.js'
@@ -29,12 +30,17 @@ export interface BlobServerComponents {
   blobs: CachingSource
   logger: Logger
   onUploadBytes?: (n: number) => void
-  /**
-   * Admission check of the request's token against the connection's authenticated peer.
-   * Throws to refuse (the peer gets `unauthorized`). Absent: every peer is admitted.
-   */
-  authorize?: (token: string | undefined, remotePeer: string) => Promise<void>
+  /** Admission check of every request; absent: every peer is admitted. */
+  authorize?: AuthorizeBlobRequest
 }
+
+/**
+ * Checks a request's admission token against the connection's authenticated peer and the
+ * repositories (`ns/name`) the requested blob was seen in, which are undefined when this
+ * agent holds no such blob (then only the token is checked). Throws to refuse: the peer
+ * gets `unauthorized` with the error's message.
+ */
+export type AuthorizeBlobRequest = (token: string | undefined, remotePeer: string, repositories: readonly string[] | undefined) => Promise<void>
 
 const DEFAULT_MAX_UPLOADS = 8
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
@@ -88,8 +94,9 @@ export class BlobServer {
     try {
       const request = await readFrame(readable, 'request', AbortSignal.timeout(this.#requestTimeoutMs))
       if (this.#c.authorize !== undefined) {
+        const repositories = await this.#repositoriesOf(request.digest)
         try {
-          await this.#c.authorize(request.token, peer)
+          await this.#c.authorize(request.token, peer, repositories)
         } catch (err) {
           return await this.#refuse(stream, { status: 'unauthorized', message: (err as Error).message.slice(0, 200) })
         }
@@ -127,6 +134,16 @@ export class BlobServer {
   async #refuse(stream: Stream, response: BlobResponse): Promise<void> {
     await sendBytes(stream, encodeResponse(response))
     await stream.close({ signal: AbortSignal.timeout(this.#requestTimeoutMs) }).catch(() => stream.abort(new Error('close timed out')))
+  }
+
+  /** The repositories a blob we hold (or are filling) was seen in; undefined when we have no such blob. */
+  async #repositoriesOf(digest: string): Promise<readonly string[] | undefined> {
+    const parsed = parseDigest(digest)
+    const record = await this.#c.store.stat(parsed)
+    if (record !== undefined) return record.repositories
+    const fill = this.#c.blobs.fillOf(parsed)
+    if (fill === undefined) return undefined
+    return fill.repository === undefined ? [] : [repositoryKey(fill.repository)]
   }
 
   /** What we can serve for the request: a committed blob, or a fill in progress that knows its size. */

@@ -8,7 +8,7 @@ import type { ContentStore } from '../../content/store.js'
 import type { P2PConfig } from '../config.js'
 import { SEED_BOOTSTRAP_RETRY_MS } from '../constants.js'
 import { Advertiser } from './advertiser.js'
-import { BlobServer } from './blob-server.js'
+import { BlobServer, type AuthorizeBlobRequest } from './blob-server.js'
 import { PeerSource } from './peer-source.js'
 import { DhtRouter } from './router.js'
 
@@ -22,8 +22,8 @@ export interface P2PComponents {
   onUploadBytes?: (n: number) => void
   /** The admission token sent with blob requests to peers. */
   token?: () => string | undefined
-  /** Checks a peer's admission token against its authenticated PeerId; absent, every peer is served. */
-  authorize?: (token: string | undefined, remotePeer: string) => Promise<void>
+  /** Checks a peer's admission token against its authenticated PeerId and the blob's repositories; absent, every peer is served. */
+  authorize?: AuthorizeBlobRequest
 }
 
 /** The agent's peer-to-peer side: node, router, the peer source for the read path, and (once serve() ran) the blob server. */

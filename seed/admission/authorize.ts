@@ -2,10 +2,16 @@ import type { IncomingMessage } from 'node:http'
 import type { AdmissionVerifier } from '../../content/admission/verifier.js'
 import type { Repository } from '../../protocol/reference.js'
 import type { AuditLog } from './audit-log.js'
+import type { RevocationList } from './revocations.js'
 
 export interface SeedAuthorizerComponents {
   verifier: AdmissionVerifier
   audit: AuditLog
+  /**
+   * The list the verifier's `revoked` reads (from its cache). Brought up to date before every
+   * check (a stat of its file), so a revocation by the CLI, another process, applies at once.
+   */
+  revocations: Pick<RevocationList, 'snapshot'>
   onDenied: (reason: string) => void
 }
 
@@ -19,6 +25,7 @@ export function seedAuthorizer(c: SeedAuthorizerComponents): (req: IncomingMessa
     const token = bearerToken(req.headers.authorization)
     const what = repository === undefined ? undefined : `${repository.ns}/${repository.name}`
     try {
+      await c.revocations.snapshot()
       const claims = await c.verifier.verify(token, repository === undefined ? {} : { repository })
       if (what !== undefined) c.audit.record({ event: 'pull', peerId: claims.sub, jti: claims.jti, repository: what, remote: req.socket.remoteAddress })
     } catch (err) {

@@ -94,6 +94,19 @@ describe('POST /v1/admission', () => {
     expect(JSON.stringify(again.json)).not.toContain(joinToken)
   })
 
+  it('counts a refused join token as join-token-<why>, not as a missing token', async () => {
+    const { token: usedUp } = await admission.joinTokens.create({ uses: 1 })
+    expect((await enroll(await generateKeyPair('Ed25519'), { joinToken: usedUp })).status).toBe(200)
+    const { token: expired } = await admission.joinTokens.create({ ttlMs: 1 })
+    await new Promise((r) => setTimeout(r, 5))
+    for (const joinToken of [usedUp, expired, 'pjt_never-issued']) {
+      const answer = await enroll(await generateKeyPair('Ed25519'), { joinToken })
+      expect(answer.status).toBe(401)
+      expect(JSON.stringify(answer.json)).not.toContain(joinToken)
+    }
+    expect(denied).toEqual(['join-token-used-up', 'join-token-expired', 'join-token-unknown'])
+  })
+
   it('refreshes a still-valid token, keeping its scope', async () => {
     const key = await generateKeyPair('Ed25519')
     const { token: joinToken } = await admission.joinTokens.create({ scope: ['library/*'] })

@@ -7,7 +7,7 @@ import { AdmissionDeniedError, type AdmissionClaims } from '../../protocol/admis
 import { PollenError } from '../../protocol/errors.js'
 import { toOciError } from '../../protocol/oci-errors.js'
 import type { Admission } from './admission.js'
-import { OidcTokenDeniedError } from './errors.js'
+import { JoinTokenDeniedError, OidcTokenDeniedError } from './errors.js'
 import type { OidcVerifier } from './oidc.js'
 
 export interface AdmissionHttpInit {
@@ -99,7 +99,7 @@ export function admissionHandler(init: AdmissionHttpInit, c: AdmissionHttpCompon
         scope = (await admission.joinTokens.redeem(body.joinToken)).scope
       } catch (err) {
         const reason = (err as { reason?: string }).reason ?? 'unknown'
-        throw new AdmissionDeniedError('missing', `join token refused (${reason})`)
+        throw new AdmissionDeniedError('missing', `join token refused (${reason})`, { cause: err })
       }
       how = 'join-token'
     } else if (typeof body.token === 'string') {
@@ -153,7 +153,7 @@ export function admissionHandler(init: AdmissionHttpInit, c: AdmissionHttpCompon
       void enroll(req).then(
         (answer) => sendJson(res, 200, answer, { 'Cache-Control': 'no-store' }),
         (err: unknown) => {
-          const reason = err instanceof AdmissionDeniedError ? err.reason : 'error'
+          const reason = refusalReason(err)
           const subject = err instanceof AdmissionDeniedError && err.cause instanceof OidcTokenDeniedError ? err.cause.subject : undefined
           admission.audit.record({ event: 'refuse', reason, subject, remote: req.socket.remoteAddress })
           c.onDenied?.(reason)
@@ -176,6 +176,16 @@ async function verifyOidc(oidc: OidcVerifier, token: string): Promise<{ scope: s
     if (err instanceof OidcTokenDeniedError) throw new AdmissionDeniedError(err.reason, `OIDC token: ${err.why}`, { cause: err })
     throw err
   }
+}
+
+/**
+ * The `reason` of a refused enrollment, for the audit log and pollen_seed_admission_denied_total:
+ * `join-token-<why>` (`unknown`, `expired`, `used-up`) for a refused join token, else the
+ * AdmissionDeniedError's reason, else 'error'.
+ */
+function refusalReason(err: unknown): string {
+  if (!(err instanceof AdmissionDeniedError)) return 'error'
+  return err.cause instanceof JoinTokenDeniedError ? `join-token-${err.cause.reason}` : err.reason
 }
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
