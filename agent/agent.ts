@@ -62,9 +62,9 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
   )
   const detachEvictor = evictor.attach()
   const tokens =
-    config.seed !== undefined && c.joinToken !== undefined
+    config.seed !== undefined && (c.joinToken !== undefined || config.oidcTokenFile !== undefined)
       ? new TokenManager(
-          { seedUrl: config.seed, dataDir: config.dataDir, issuer: config.seedIssuer, joinToken: c.joinToken },
+          { seedUrl: config.seed, dataDir: config.dataDir, issuer: config.seedIssuer, joinToken: c.joinToken, oidcTokenFile: config.oidcTokenFile },
           { privateKey: await loadOrCreateIdentity(config.dataDir), logger: logger.child({ component: 'admission' }) },
         )
       : undefined

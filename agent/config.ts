@@ -21,6 +21,8 @@ export interface AgentConfig {
   seedIssuer: string
   /** A file holding a join token; with it the agent enrolls with the seed for an admission token. */
   joinTokenFile?: string
+  /** A file holding an OIDC token the seed trusts (`--oidc-token-file`), read afresh for every enrollment; preferred over a join token. */
+  oidcTokenFile?: string
   /** The fleet's admission audience (the seed's --audience), checked on peers' tokens. */
   seedAudience: string
   /**
@@ -76,6 +78,10 @@ Options:
   --log-level LEVEL           trace, debug, info, warn, error (default info).
   --join-token-file FILE      A join token from 'pollen-seed join-token create' (or POLLEN_JOIN_TOKEN):
                               the agent enrolls with the seed and sends its admission token.
+  --oidc-token-file FILE      An OIDC token the seed trusts (or POLLEN_OIDC_TOKEN_FILE), e.g. a
+                              projected Kubernetes service-account token: the agent enrolls with it
+                              instead of a join token, reading the file afresh each time (tokens
+                              rotate). Preferred when a join token is given too. See the seed's --oidc-issuer.
   --seed-issuer NAME          The seed's --issuer, signed into enrollment proofs (default pollen-seed).
   --seed-audience NAME        The seed's --audience, required in peers' tokens (default pollen).
                               An enrolled agent serves blobs only to peers whose token is valid.
@@ -112,6 +118,7 @@ const AGENT_OPTIONS = {
   'max-uploads': { type: 'string' },
   'upload-limit': { type: 'string' },
   'join-token-file': { type: 'string' },
+  'oidc-token-file': { type: 'string' },
   'seed-issuer': { type: 'string' },
   'seed-audience': { type: 'string' },
   // Not in AGENT_HELP: see AgentConfig.revocationPollMs.
@@ -191,9 +198,15 @@ function agentConfig(values: Values): AgentConfig {
     p2p: p2pConfig(values, seed !== undefined),
     seedIssuer: str('seed-issuer') ?? 'pollen-seed',
     joinTokenFile: str('join-token-file'),
+    oidcTokenFile: fileFlag('oidc-token-file', str('oidc-token-file')),
     seedAudience: str('seed-audience') ?? 'pollen',
     revocationPollMs,
   }
+}
+
+function fileFlag(key: string, value: string | undefined): string | undefined {
+  if (value === '') throw new ConfigError(key, 'give a file path')
+  return value
 }
 
 function fraction(key: string, value: string | undefined, fallback: number): number {

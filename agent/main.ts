@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { loadDockerConfig, type UpstreamCredentials } from '../content/registry-client/credentials.js'
 import { ConfigError } from '../protocol/config-values.js'
+import { readOidcTokenFile } from './admission/oidc-token-file.js'
 import { startAgent } from './agent.js'
 import { AGENT_HELP, parseAgentArgs, parseConfigureArgs, type AgentConfig } from './config.js'
 import { mirrorUrl, writeHostsFiles } from './containerd-hosts.js'
@@ -33,7 +34,17 @@ async function main(argv: string[]): Promise<void> {
       process.exit(2)
     }
   }
-  const agent = await startAgent(config, {
+  // The flag wins over the environment, as for the join token. The file is read again at every enrollment.
+  const oidcTokenFile = config.oidcTokenFile ?? (process.env.POLLEN_OIDC_TOKEN_FILE?.trim() || undefined)
+  if (oidcTokenFile !== undefined) {
+    try {
+      await readOidcTokenFile(oidcTokenFile)
+    } catch (err) {
+      process.stderr.write(`pollen-agent: invalid ${config.oidcTokenFile === undefined ? 'POLLEN_OIDC_TOKEN_FILE' : '--oidc-token-file'}: ${(err as Error).message}\n`)
+      process.exit(2)
+    }
+  }
+  const agent = await startAgent({ ...config, oidcTokenFile }, {
     logger,
     joinToken: joinToken === '' ? undefined : joinToken,
     remote: (metrics, bearer) => remoteFor(config, credentials, logger, metrics.remoteRequests, metrics.remoteBytes, bearer),

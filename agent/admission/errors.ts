@@ -27,3 +27,10 @@ export class AdmissionRefusedError extends PollenError {
     this.reason = reason
   }
 }
+
+/** The OIDC token file could not be read, is empty, or is too long. Worth retrying: projected tokens are rewritten in place. */
+export class OidcTokenUnavailableError extends PollenError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('OidcTokenUnavailableError', 'UNAVAILABLE', message, options)
+  }
+}

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -8,6 +8,8 @@ import { pino, type Logger } from 'pino'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { AdmissionVerifier } from '../../content/admission/verifier.js'
 import { TEST_AUDIENCE, TEST_ISSUER, startAdmissionSeed, type AdmissionSeed } from '../../test/helpers/admission-seed.js'
+import { TEST_OIDC_AUDIENCE, createOidcIssuer, type TestOidcIssuer } from '../../test/helpers/oidc-issuer.js'
+import { OidcVerifier } from '../../seed/admission/oidc.js'
 import { JwksCache } from './jwks-cache.js'
 import { TokenManager, type TokenManagerInit } from './token-manager.js'
 
@@ -41,9 +43,19 @@ function manager(init: Partial<TokenManagerInit>, c: Partial<ConstructorParamete
   return tm
 }
 
-async function withSeed(tokenTtlMs?: number): Promise<void> {
-  seed = await startAdmissionSeed(join(dir, 'seed'), tokenTtlMs)
+async function withSeed(tokenTtlMs?: number, oidc?: OidcVerifier): Promise<void> {
+  seed = await startAdmissionSeed(join(dir, 'seed'), tokenTtlMs, undefined, oidc)
   cleanups.push(() => seed.close())
+}
+
+/** A seed that also admits OIDC tokens from a test issuer; returns the issuer and a path for the agent's token file. */
+async function withOidcSeed(tokenTtlMs?: number): Promise<{ issuer: TestOidcIssuer; tokenFile: string }> {
+  const issuer = await createOidcIssuer({ alg: 'ES256' })
+  await issuer.writeJwks(join(dir, 'oidc-jwks.json'))
+  const oidc = new OidcVerifier({ issuer: issuer.issuer, audience: TEST_OIDC_AUDIENCE, jwks: join(dir, 'oidc-jwks.json') }, { logger: silent })
+  await oidc.load()
+  await withSeed(tokenTtlMs, oidc)
+  return { issuer, tokenFile: join(dir, 'oidc-token') }
 }
 
 describe('TokenManager', () => {
@@ -151,6 +163,67 @@ describe('TokenManager', () => {
     await seed.up()
     await vi.waitFor(() => expect(tm.valid()).toBe(true), { timeout: 3_000, interval: 50 })
     expect(seed.issued).toEqual(['join-token', 'join-token'])
+  })
+
+  it('enrolls with the OIDC token file and never logs the OIDC token', async () => {
+    const { issuer, tokenFile } = await withOidcSeed()
+    const oidcToken = await issuer.mint()
+    await writeFile(tokenFile, `${oidcToken}\n`)
+    const { logger, lines } = capturingLogger()
+    const tm = manager({ oidcTokenFile: tokenFile }, { logger })
+    await tm.start()
+    expect(tm.valid()).toBe(true)
+    expect(seed.issued).toEqual(['oidc'])
+    expect(lines.join('')).toContain('"how":"oidc"')
+    expect(lines.join('')).not.toContain(oidcToken)
+  })
+
+  it('reads the OIDC token file afresh for every attempt, so a rotated token is picked up', async () => {
+    const { issuer, tokenFile } = await withOidcSeed()
+    const stale = await issuer.mint({ aud: ['kubernetes'] })
+    await writeFile(tokenFile, stale)
+    const failures: Error[] = []
+    const { logger, lines } = capturingLogger()
+    const tm = manager({ oidcTokenFile: tokenFile }, { logger, onFailure: (err) => failures.push(err) })
+    await tm.start()
+    expect(tm.valid()).toBe(false)
+    expect(failures).toMatchObject([{ name: 'AdmissionRefusedError', status: 401, reason: 'audience' }])
+    await writeFile(tokenFile, await issuer.mint())
+    await vi.waitFor(() => expect(tm.valid()).toBe(true), { timeout: 3_000, interval: 50 })
+    expect(seed.issued).toEqual(['oidc'])
+    expect(lines.join('')).not.toContain(stale)
+  })
+
+  it('prefers the OIDC token over a join token given too, leaving the join token unused', async () => {
+    const { issuer, tokenFile } = await withOidcSeed()
+    await writeFile(tokenFile, await issuer.mint())
+    const { token: joinToken, id } = await seed.admission.joinTokens.create({ uses: 1 })
+    const tm = manager({ oidcTokenFile: tokenFile, joinToken })
+    await tm.start()
+    expect(tm.valid()).toBe(true)
+    expect(seed.issued).toEqual(['oidc'])
+    expect((await seed.admission.joinTokens.list()).find((t) => t.id === id)?.usesLeft).toBe(1)
+  })
+
+  it('retries while the OIDC token file is missing and enrolls once it appears', async () => {
+    const { issuer, tokenFile } = await withOidcSeed()
+    const failures: Error[] = []
+    const tm = manager({ oidcTokenFile: tokenFile }, { onFailure: (err) => failures.push(err) })
+    await tm.start()
+    expect(tm.valid()).toBe(false)
+    expect(failures).toMatchObject([{ name: 'OidcTokenUnavailableError' }])
+    expect(seed.requests()).toBe(0)
+    await writeFile(tokenFile, await issuer.mint())
+    await vi.waitFor(() => expect(tm.valid()).toBe(true), { timeout: 3_000, interval: 50 })
+  })
+
+  it('refreshes an OIDC-obtained token with the token itself, not with the OIDC token', async () => {
+    const { issuer, tokenFile } = await withOidcSeed(3_000)
+    await writeFile(tokenFile, await issuer.mint())
+    const tm = manager({ oidcTokenFile: tokenFile })
+    await tm.start()
+    await vi.waitFor(() => expect(seed.issued).toEqual(['oidc', 'refresh']), { timeout: 3_500, interval: 50 })
+    expect(tm.valid()).toBe(true)
   })
 
   it('refuses settings out of range', () => {

@@ -14,6 +14,7 @@ import {
   TOKEN_FILE,
 } from './constants.js'
 import { AdmissionRefusedError, SeedAnswerInvalidError } from './errors.js'
+import { readOidcTokenFile } from './oidc-token-file.js'
 import { seedBase, seedFailure, seedRequest } from './seed-http.js'
 import { admissionStatePath, isRecord, readStateFile, writeStateFile } from './state-file.js'
 
@@ -24,6 +25,11 @@ export interface TokenManagerInit {
   issuer?: string
   /** A join token from `pollen-seed join-token create`, to enroll when no valid token is held. */
   joinToken?: string
+  /**
+   * A file holding an OIDC token the seed trusts (e.g. a projected Kubernetes service-account
+   * token), read afresh for every enrollment. Preferred over `joinToken` when both are given.
+   */
+  oidcTokenFile?: string
   /** Fraction of a token's lifetime after which it is refreshed, in (0, 1). */
   refreshAt?: number
   minBackoffMs?: number
@@ -40,7 +46,7 @@ export interface TokenManagerComponents {
   now?: () => number
   /** Called whenever the held token changes (loaded, enrolled, refreshed), with its expiry (ms). */
   onRefresh?: (expiresAt: number) => void
-  /** Called for every failed attempt: SeedUnavailableError, SeedAnswerInvalidError or AdmissionRefusedError. */
+  /** Called for every failed attempt: SeedUnavailableError, SeedAnswerInvalidError, AdmissionRefusedError or OidcTokenUnavailableError. */
   onFailure?: (err: Error) => void
 }
 
@@ -52,23 +58,25 @@ interface HeldToken {
   receivedAt: number
 }
 
-type Plan = { how: 'refresh'; token: string } | { how: 'join-token'; joinToken: string }
+type Plan = { how: 'refresh'; token: string } | { how: 'join-token'; joinToken: string } | { how: 'oidc'; file: string }
 
 /** Node's timers overflow past this. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
- * Holds the agent's admission token: loads the persisted one, enrolls with the join token when
- * there is none, refreshes it at `refreshAt` of its lifetime with the current token, and after
- * expiry (or a refused refresh) falls back to the join token. Failures are retried in the
- * background with jittered exponential backoff between minBackoffMs and maxBackoffMs; a refusal
- * by the seed waits maxBackoffMs. Every attempt signs a proof for a new second, since the seed
- * accepts one proof per PeerId and second. Tokens and the join token are never logged.
+ * Holds the agent's admission token: loads the persisted one, enrolls with the OIDC token file's
+ * current token (or else the join token) when there is none, refreshes it at `refreshAt` of its
+ * lifetime with the current token, and after expiry (or a refused refresh) enrolls again.
+ * Failures are retried in the background with jittered exponential backoff between minBackoffMs
+ * and maxBackoffMs; a refusal by the seed waits maxBackoffMs. Every attempt signs a proof for a
+ * new second, since the seed accepts one proof per PeerId and second. Tokens, the OIDC token and
+ * the join token are never logged.
  */
 export class TokenManager {
   readonly #seedUrl: string
   readonly #issuer: string
   readonly #joinToken: string | undefined
+  readonly #oidcTokenFile: string | undefined
   readonly #refreshAt: number
   readonly #minBackoffMs: number
   readonly #maxBackoffMs: number
@@ -84,7 +92,7 @@ export class TokenManager {
   #inflight: Promise<void> | undefined
   #failures = 0
   #lastProofS = -1
-  /** The last refresh was refused: try the join token next, if there is one. */
+  /** The last refresh was refused: enroll next, if there is something to enroll with. */
   #refreshRefused = false
   #idle = false
 
@@ -93,6 +101,7 @@ export class TokenManager {
     this.#seedUrl = seedBase(init.seedUrl)
     this.#issuer = init.issuer ?? DEFAULT_SEED_ISSUER
     this.#joinToken = init.joinToken === '' ? undefined : init.joinToken
+    this.#oidcTokenFile = init.oidcTokenFile === '' ? undefined : init.oidcTokenFile
     this.#refreshAt = init.refreshAt ?? DEFAULT_REFRESH_AT
     this.#minBackoffMs = init.minBackoffMs ?? DEFAULT_MIN_BACKOFF_MS
     this.#maxBackoffMs = init.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS
@@ -166,7 +175,9 @@ export class TokenManager {
 
   #plan(): Plan | undefined {
     const held = this.#valid()
-    if (held !== undefined && !(this.#refreshRefused && this.#joinToken !== undefined)) return { how: 'refresh', token: held.token }
+    const canEnroll = this.#oidcTokenFile !== undefined || this.#joinToken !== undefined
+    if (held !== undefined && !(this.#refreshRefused && canEnroll)) return { how: 'refresh', token: held.token }
+    if (this.#oidcTokenFile !== undefined) return { how: 'oidc', file: this.#oidcTokenFile }
     if (this.#joinToken !== undefined) return { how: 'join-token', joinToken: this.#joinToken }
     return undefined
   }
@@ -180,7 +191,7 @@ export class TokenManager {
     }
     const plan = this.#plan()
     if (plan === undefined) {
-      if (!this.#idle) this.#logger.error('no valid admission token and no join token to enroll with; configure a join token')
+      if (!this.#idle) this.#logger.error('no valid admission token and nothing to enroll with; configure an OIDC token file or a join token')
       this.#idle = true
       return
     }
@@ -194,16 +205,17 @@ export class TokenManager {
   async #attempt(plan: Plan, nowS: number): Promise<void> {
     try {
       this.#lastProofS = nowS
+      const credential = await credentialOf(plan)
       const proof = await signProof(this.#c.privateKey, this.#issuer, nowS)
       const body = { peerId: this.#peerId, proof: { timestamp: proof.timestamp, signature: proof.signature } }
       const answer = await seedRequest(`${this.#seedUrl}/v1/admission`, {
         method: 'POST',
-        json: plan.how === 'refresh' ? { ...body, token: plan.token } : { ...body, joinToken: plan.joinToken },
+        json: { ...body, ...credential },
         timeoutMs: this.#timeoutMs,
         signal: this.#abort.signal,
         maxBytes: MAX_ENROLLMENT_ANSWER_BYTES,
       })
-      if (answer.status !== 200) throw seedFailure(answer, [this.#joinToken ?? '', plan.how === 'refresh' ? plan.token : ''])
+      if (answer.status !== 200) throw seedFailure(answer, [this.#joinToken ?? '', ...Object.values(credential)])
       const held = this.#parseAnswer(answer.body)
       if (this.#abort.signal.aborted) return
       this.#held = held
@@ -288,6 +300,13 @@ export class TokenManager {
     this.#logger.info({ expiresAt: new Date(expiresAt).toISOString() }, 'loaded the persisted admission token')
     this.#c.onRefresh?.(expiresAt)
   }
+}
+
+/** What the enrollment request carries besides the proof: the current token, the join token, or the OIDC token read now. */
+async function credentialOf(plan: Plan): Promise<{ token: string } | { joinToken: string } | { oidcToken: string }> {
+  if (plan.how === 'refresh') return { token: plan.token }
+  if (plan.how === 'join-token') return { joinToken: plan.joinToken }
+  return { oidcToken: await readOidcTokenFile(plan.file) }
 }
 
 /** The token's `sub`, read without verifying it (the seed verifies; this only catches a mix-up). */

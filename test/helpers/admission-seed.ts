@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { pino } from 'pino'
 import { openAdmission, type Admission } from '../../seed/admission/admission.js'
 import { admissionHandler } from '../../seed/admission/http.js'
+import type { OidcVerifier } from '../../seed/admission/oidc.js'
 
 export const TEST_ISSUER = 'pollen-seed'
 export const TEST_AUDIENCE = 'pollen'
@@ -12,7 +13,7 @@ export const TEST_AUDIENCE = 'pollen'
 export interface AdmissionSeed {
   url: string
   admission: Admission
-  /** How the tokens issued so far were obtained (`join-token`, `refresh`). */
+  /** How the tokens issued so far were obtained (`join-token`, `refresh`, `oidc`). */
   issued: string[]
   /** Requests received so far. */
   requests(): number
@@ -23,12 +24,12 @@ export interface AdmissionSeed {
   close(): Promise<void>
 }
 
-/** Starts the seed's admission endpoints over state in `dataDir`, on a free loopback port. */
-export async function startAdmissionSeed(dataDir: string, tokenTtlMs = 600_000, keyRotationMs?: number): Promise<AdmissionSeed> {
+/** Starts the seed's admission endpoints over state in `dataDir`, on a free loopback port; with `oidc`, agents may enroll with OIDC tokens. */
+export async function startAdmissionSeed(dataDir: string, tokenTtlMs = 600_000, keyRotationMs?: number, oidc?: OidcVerifier): Promise<AdmissionSeed> {
   const logger = pino({ level: 'silent' })
   const admission = await openAdmission({ dataDir, keyRotationMs }, { logger })
   const issued: string[] = []
-  const { handle } = admissionHandler({ issuer: TEST_ISSUER, audience: TEST_AUDIENCE, tokenTtlMs }, { admission, logger, onIssued: (how) => issued.push(how) })
+  const { handle } = admissionHandler({ issuer: TEST_ISSUER, audience: TEST_AUDIENCE, tokenTtlMs }, { admission, oidc, logger, onIssued: (how) => issued.push(how) })
   let requests = 0
   const seed: AdmissionSeed = {
     url: '',
