@@ -25,6 +25,7 @@ export interface AgentGaugeSources {
   cacheCapacity?: () => number
   inflightFills?: () => number
   peers?: () => number
+  dhtPeers?: () => number
 }
 
 export function createAgentMetrics(registry: Registry, sources: AgentGaugeSources = {}, options: { defaultMetrics?: boolean } = {}): AgentMetrics {
@@ -43,6 +44,7 @@ export function createAgentMetrics(registry: Registry, sources: AgentGaugeSource
   gauge('pollen_agent_cache_capacity_bytes', 'The cache size the agent keeps under (--cache-size).', () => sources.cacheCapacity?.())
   gauge('pollen_agent_inflight_fills', 'Blob fills in progress.', () => sources.inflightFills?.())
   gauge('pollen_agent_peers', 'Peers the agent holds a libp2p connection to.', () => sources.peers?.())
+  gauge('pollen_agent_dht_routing_table_peers', 'Peers in the DHT routing table (with admission: admitted peers only).', () => sources.dhtPeers?.())
   return {
     registry,
     blobBytes: new Counter({
@@ -89,7 +91,7 @@ export function createAgentMetrics(registry: Registry, sources: AgentGaugeSource
     evictedBytes: new Counter({ name: 'pollen_agent_evicted_bytes_total', help: 'Bytes evicted to stay under the cache size.', registers }),
     admissionDenied: new Counter({
       name: 'pollen_agent_admission_denied_total',
-      help: 'Blob requests from peers refused for their admission token, by reason.',
+      help: 'Peers refused for their admission token, by reason: blob requests, and connections (reason "not-presented": no token shown within the deadline after connecting).',
       labelNames: ['reason'],
       registers,
     }),

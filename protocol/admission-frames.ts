@@ -20,10 +20,11 @@ export const MAX_ADMISSION_FRAME_BYTES = MAX_TOKEN_LENGTH + 256
 
 /**
  * Why a peer was refused (or asked to retry); a bounded set, usable as a metrics label.
- * The token verifier's reasons, plus `unavailable` (we could not check: no keys) and
- * `error` (anything unexpected). `missing` also means "presented nothing in time".
+ * The token verifier's reasons, plus `not-presented` (connected, but presented no token
+ * within the deadline), `unavailable` (we could not check it: no keys) and `error`
+ * (anything unexpected).
  */
-export const ADMISSION_GATE_REASONS = [...ADMISSION_DENIAL_REASONS, 'unavailable', 'error'] as const
+export const ADMISSION_GATE_REASONS = [...ADMISSION_DENIAL_REASONS, 'not-presented', 'unavailable', 'error'] as const
 export type AdmissionGateReason = (typeof ADMISSION_GATE_REASONS)[number]
 
 export interface AdmissionPresentation {

@@ -10,8 +10,7 @@ import type { SeedConfig } from './config.js'
 import { ManifestService } from '../content/manifest-service.js'
 import { createSeedMetrics, type SeedGaugeSources, type SeedMetrics } from './metrics.js'
 import { createRegistryServer } from '../content/registry-server.js'
-import { createPollenNode } from '../content/p2p/node.js'
-import { loadOrCreateIdentity } from '../content/p2p/identity.js'
+import { startSeedNode } from './p2p-node.js'
 import { bootstrapHandler } from './bootstrap-endpoint.js'
 import type { Admission } from './admission/admission.js'
 import { seedAuthorizer, seedChallenge } from './admission/authorize.js'
@@ -78,11 +77,6 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
     { store, upstreams, logger: logger.child({ component: 'manifests' }), onStaleTag: (registry) => metrics.staleTagsServed.inc({ registry }) },
   )
   const readiness = async (): Promise<ReadinessCheck[]> => [await storeReadiness(store)]
-  const node = await createPollenNode(
-    { privateKey: await loadOrCreateIdentity(config.dataDir), listen: config.p2pListen, announce: config.p2pAnnounce.length > 0 ? config.p2pAnnounce : undefined },
-    { logger: logger.child({ component: 'p2p' }) },
-  )
-  const bootstrap = bootstrapHandler(node)
   const admissionRoutes =
     c.admission === undefined
       ? undefined
@@ -96,6 +90,15 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
             onDenied: (reason) => metrics.admissionDenied.inc({ reason }),
           },
         )
+  // The fleet's bootstrap node: it presents a token of its own, and gates peers when admission is required.
+  const p2p = await startSeedNode(config, {
+    logger,
+    admission: c.admission,
+    verifier: admissionRoutes?.verifier,
+    onRefused: (_peer, reason) => metrics.admissionDenied.inc({ reason }),
+  })
+  const { node } = p2p
+  const bootstrap = bootstrapHandler(node)
   const server = createRegistryServer(
     { defaultNs: config.defaultNs, registries: new Set(upstreams.keys()), challenge: (req) => seedChallenge(req, config.audience) },
     {
@@ -129,7 +132,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
     metrics,
     async close() {
       await closeServers(server, ops)
-      await node.stop()
+      await p2p.stop()
       await c.admission?.close()
       await Promise.all([...upstreams.values()].map((u) => u.close()))
       await store.close()

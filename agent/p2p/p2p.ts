@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { CachingSource } from '../../content/caching-source.js'
 import { loadOrCreateIdentity } from '../../content/p2p/identity.js'
 import { createPollenNode, type PollenNode } from '../../content/p2p/node.js'
+import type { AdmissionGateComponents } from '../../content/p2p/admission-gate.js'
 import type { ContentStore } from '../../content/store.js'
 import type { P2PConfig } from '../config.js'
 import { SEED_BOOTSTRAP_RETRY_MS } from '../constants.js'
@@ -20,8 +21,13 @@ export interface P2PComponents {
   seedUrl?: string
   onLookup?: (seconds: number, found: number) => void
   onUploadBytes?: (n: number) => void
-  /** The admission token sent with blob requests to peers. */
+  /** The admission token sent with blob requests to peers, and presented on every new connection. */
   token?: () => string | undefined
+  /**
+   * Connection admission (an enrolled agent): peers that present no valid token within the
+   * deadline are disconnected, kept out of the DHT and refused for a while. Absent: no gating.
+   */
+  admission?: Omit<AdmissionGateComponents, 'logger'>
   /** Checks a peer's admission token against its authenticated PeerId and the blob's repositories; absent, every peer is served. */
   authorize?: AuthorizeBlobRequest
 }
@@ -54,11 +60,22 @@ export async function startP2P(config: P2PConfig, c: P2PComponents): Promise<P2P
       announce: config.announce.length > 0 ? config.announce : undefined,
       bootstrap: [...config.bootstrap, ...fromSeed],
     },
-    { logger },
+    { logger, admission: c.admission, token: c.token },
   )
-  const router = new DhtRouter({ libp2p: node.libp2p, logger, onLookup: c.onLookup })
+  const gate = node.gate
+  const router = new DhtRouter({ libp2p: node.libp2p, logger, onLookup: c.onLookup, accept: gate === undefined ? undefined : (peer) => !gate.isRefused(peer) })
   const advertiser = new Advertiser({ store: c.store, router, logger })
-  const peerSource = new PeerSource({}, { libp2p: node.libp2p, router, logger, announce: (digest) => router.provide(digest.value), token: c.token })
+  const peerSource = new PeerSource(
+    {},
+    {
+      libp2p: node.libp2p,
+      router,
+      logger,
+      announce: (digest) => router.provide(digest.value),
+      token: c.token,
+      admitted: gate === undefined ? undefined : (peer, signal) => gate.whenAdmitted(peer, signal),
+    },
+  )
   let server: BlobServer | undefined
   const retry =
     c.seedUrl === undefined

@@ -41,6 +41,11 @@ export interface PeerSourceComponents {
   announce?: (digest: Digest) => Promise<unknown>
   /** The admission token to send with each request, when admission is on. */
   token?: () => string | undefined
+  /**
+   * When peers are gated: resolves true once the provider is admitted on the connection just
+   * dialled (its token checked), false when it is refused or `signal` aborts. Absent: no wait.
+   */
+  admitted?: (peerId: string, signal: AbortSignal) => Promise<boolean>
   now?: () => number
 }
 
@@ -215,6 +220,14 @@ export class PeerSource implements BlobSource {
     if (callerSignal !== undefined) signals.push(callerSignal)
     const signal = AbortSignal.any(signals)
     const target = provider.multiaddrs.length > 0 ? provider.multiaddrs.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${provider.peerId}`)) : peerIdFromString(provider.peerId)
+    if (this.#c.admitted !== undefined) {
+      // Never ask (nor send our token to) a provider that has not shown a valid token of its own.
+      await this.#c.libp2p.dial(target, { signal })
+      if (!(await this.#c.admitted(provider.peerId, signal))) {
+        signal.throwIfAborted()
+        throw new PeerUnavailableError('provider is not admitted')
+      }
+    }
     const stream = await this.#c.libp2p.dialProtocol(target, BLOB_PROTOCOL, { signal })
     const payload = readableOf(stream)
     try {

@@ -49,6 +49,8 @@ export interface DhtRouterComponents {
   logger: Logger
   /** Called once per lookup, when it ends (exhausted, limit reached, deadline, or the caller stopped iterating). */
   onLookup?(seconds: number, found: number): void
+  /** False for a provider never to be named (e.g. a peer the admission gate refused). Default: every provider. */
+  accept?(peerId: string): boolean
 }
 
 /**
@@ -59,6 +61,7 @@ export class DhtRouter {
   private readonly libp2p: PollenLibp2p
   private readonly log: Logger
   private readonly onLookup: ((seconds: number, found: number) => void) | undefined
+  private readonly accept: (peerId: string) => boolean
   /** Provides in flight, so that withdraw can cut them short. */
   private readonly providing = new Map<string, Set<AbortController>>()
 
@@ -66,6 +69,7 @@ export class DhtRouter {
     this.libp2p = components.libp2p
     this.log = components.logger.child({ component: 'dht-router' })
     this.onLookup = components.onLookup
+    this.accept = components.accept ?? (() => true)
   }
 
   /**
@@ -115,7 +119,7 @@ export class DhtRouter {
   }
 
   /**
-   * Yields each peer (other than us) that provides `digest`, once, with the
+   * Yields each peer (other than us, and accepted by `accept`) that provides `digest`, once, with the
    * addresses known for it, until the DHT query ends, `limit` is reached or
    * the deadline (`signal`, default DEFAULT_FIND_TIMEOUT_MS) passes; a deadline
    * ends the iteration quietly. Throws for a bad digest.
@@ -133,7 +137,7 @@ export class DhtRouter {
         if (event.name !== 'PROVIDER') continue
         for (const p of event.providers) {
           const id = p.id.toString()
-          if (p.id.equals(self) || seen.has(id)) continue
+          if (p.id.equals(self) || seen.has(id) || !this.accept(id)) continue
           seen.add(id)
           yield { peerId: id, multiaddrs: await this.addressesOf(p.id, p.multiaddrs.map(ma => ma.toString())) }
           if (seen.size >= limit) return

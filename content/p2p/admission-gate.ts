@@ -259,7 +259,7 @@ export class AdmissionGate {
       void this.#network.forget(peerId).catch(() => {})
       return
     }
-    this.refuse(peerId, pending?.reason ?? 'missing')
+    this.refuse(peerId, pending?.reason ?? 'not-presented')
   }
 
   /** Its token expired and no newer one arrived: a peer still connected is refused. */

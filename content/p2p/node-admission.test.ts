@@ -126,7 +126,7 @@ describe('gated nodes over loopback', () => {
     console.log(`an unadmitted peer was disconnected ${Math.round(ms)} ms after it connected (deadline ${DEADLINE_MS} ms)`)
     expect(ms).toBeGreaterThanOrEqual(DEADLINE_MS - 50)
     expect(ms).toBeLessThan(DEADLINE_MS + 1_500)
-    expect(refusals).toEqual([{ node: seed.peerId, peer: intruder.peerId, reason: 'missing' }])
+    expect(refusals).toEqual([{ node: seed.peerId, peer: intruder.peerId, reason: 'not-presented' }])
     expect(await seed.routingTable!.has(peerIdFromString(intruder.peerId))).toBe(false)
     expect(seed.routingTable!.size()).toBe(0)
     expect(await dialFails(intruder, seed)).toBe(true)

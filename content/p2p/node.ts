@@ -11,7 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import type { Identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
-import type { KadDHT, KadDHTComponents } from '@libp2p/kad-dht'
+import type { KadDHT, KadDHTComponents, SingleKadDHT } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
@@ -83,6 +83,8 @@ export interface PollenNode {
   multiaddrs(): string[]
   /** The number of peers we hold at least one open connection to. */
   connectedPeers(): number
+  /** The number of peers in the DHT routing table. */
+  routingTableSize(): number
   /**
    * Dials every bootstrap peer (each with BOOTSTRAP_DIAL_TIMEOUT_MS) and resolves
    * with how many of them are connected. Never rejects; failures are logged.
@@ -223,6 +225,7 @@ export async function createPollenNode(init: PollenNodeInit, components: PollenN
     libp2p,
     multiaddrs: () => libp2p.getMultiaddrs().map(ma => ma.toString()),
     connectedPeers: () => libp2p.getPeers().length,
+    routingTableSize: () => (libp2p.services.dht as SingleKadDHT).routingTable.size,
     rebootstrap,
     gate,
     routingTable,
