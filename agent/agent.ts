@@ -61,11 +61,14 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
     },
   )
   const detachEvictor = evictor.attach()
+  // Set once the p2p node exists: a new token is presented to every peer, a new revocation list re-checks them.
+  let presentToken = (): void => {}
+  let recheckPeers = (): void => {}
   const tokens =
     config.seed !== undefined && (c.joinToken !== undefined || config.oidcTokenFile !== undefined)
       ? new TokenManager(
           { seedUrl: config.seed, dataDir: config.dataDir, issuer: config.seedIssuer, joinToken: c.joinToken, oidcTokenFile: config.oidcTokenFile },
-          { privateKey: await loadOrCreateIdentity(config.dataDir), logger: logger.child({ component: 'admission' }) },
+          { privateKey: await loadOrCreateIdentity(config.dataDir), logger: logger.child({ component: 'admission' }), onRefresh: () => presentToken() },
         )
       : undefined
   await tokens?.start()
@@ -73,7 +76,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
   // An enrolled agent serves only admitted peers: their token, checked with the seed's keys
   // (cached on disk, so this keeps working while the seed is down) and revocation list, whose
   // scope covers a repository the blob was seen in.
-  const peerAdmission = tokens === undefined || config.seed === undefined ? undefined : await startPeerAdmission(config, config.seed, logger)
+  const peerAdmission = tokens === undefined || config.seed === undefined ? undefined : await startPeerAdmission(config, config.seed, logger, () => recheckPeers())
   const authorize =
     peerAdmission === undefined
       ? undefined
@@ -101,9 +104,25 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
         onUploadBytes: (n) => metrics.peerUploadBytes.inc(n),
         token: bearer,
         authorize,
+        // An enrolled agent also gates connections: a peer that shows no valid token within
+        // the deadline is disconnected, kept out of the DHT and refused for a while.
+        admission:
+          peerAdmission === undefined
+            ? undefined
+            : {
+                verifier: peerAdmission.verifier,
+                revoked: peerAdmission.revoked,
+                onRefused: (_peer, reason) => metrics.admissionDenied.inc({ reason }),
+                onUnknownKey: () => peerAdmission.jwks.refreshSoon(),
+              },
       })
     : undefined
-  if (p2p !== undefined) gauges.peers = () => p2p.node.connectedPeers()
+  if (p2p !== undefined) {
+    gauges.peers = () => p2p.node.connectedPeers()
+    gauges.dhtPeers = () => p2p.node.routingTableSize()
+    presentToken = () => p2p.node.presentToken()
+    recheckPeers = () => p2p.node.gate?.recheck()
+  }
   const blobs = new CachingSource(
     {},
     {
@@ -179,10 +198,13 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
   }
 }
 
-/** The seed's keys and revocations, cached and polled, and a verifier over them for peers' tokens. */
-async function startPeerAdmission(config: AgentConfig, seedUrl: string, logger: Logger) {
+/**
+ * The seed's keys and revocations, cached and polled, and a verifier over them for peers' tokens.
+ * `onRevocationsChange` is called whenever a new revocation list arrives.
+ */
+async function startPeerAdmission(config: AgentConfig, seedUrl: string, logger: Logger, onRevocationsChange: () => void = () => {}) {
   const jwks = new JwksCache({ seedUrl, dataDir: config.dataDir }, { logger: logger.child({ component: 'jwks' }) })
-  const revocations = new RevocationCache({ seedUrl, dataDir: config.dataDir, pollMs: config.revocationPollMs }, { logger: logger.child({ component: 'revocations' }) })
+  const revocations = new RevocationCache({ seedUrl, dataDir: config.dataDir, pollMs: config.revocationPollMs }, { logger: logger.child({ component: 'revocations' }), onChange: () => onRevocationsChange() })
   await Promise.all([jwks.start(), revocations.start()])
   const verifier = new AdmissionVerifier(
     { issuer: config.seedIssuer, audience: config.seedAudience },
@@ -191,6 +213,7 @@ async function startPeerAdmission(config: AgentConfig, seedUrl: string, logger: 
   return {
     jwks,
     verifier,
+    revoked: (peerId: string) => revocations.isRevoked(peerId),
     async stop() {
       await Promise.all([jwks.stop(), revocations.stop()])
     },
