@@ -81,7 +81,8 @@ describeWithBinaries(['docker-registry'], 'a fleet of agents sharing blobs over 
   it('(c) a lying peer never gets bad bytes into any cache, and the pull completes from another source', async () => {
     const blob = await makeBlobFile(work, 4 * MiB, 'lied-about')
     await pushBlob(registry.url, 'fleet/lie', blob)
-    const liar = await startLiar(await seedBootstrap(seed), blob)
+    // An enrolled host gone bad: it holds a valid token, so it is admitted and can lie.
+    const liar = await startLiar(await seedBootstrap(seed), blob, ['--seed', seed.url, '--join-token-file', await seed.joinTokenFile()])
     try {
       const victim = agents[2]!
       const before = await victim.metric('pollen_agent_digest_mismatch_total', { source: 'peer' })
@@ -120,9 +121,9 @@ describeWithBinaries(['docker-registry'], 'a fleet of agents sharing blobs over 
   })
 })
 
-async function startLiar(bootstrap: string[], blob: BlobFile): Promise<ChildProcess> {
+async function startLiar(bootstrap: string[], blob: BlobFile, extra: string[] = []): Promise<ChildProcess> {
   const script = fileURLToPath(new URL('./helpers/lying-peer.ts', import.meta.url))
-  const args = ['--import', 'tsx', script, '--digest', blob.digest, '--size', String(blob.size), ...bootstrap.flatMap((b) => ['--bootstrap', b])]
+  const args = ['--import', 'tsx', script, '--digest', blob.digest, '--size', String(blob.size), ...bootstrap.flatMap((b) => ['--bootstrap', b]), ...extra]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   const lines = createInterface({ input: child.stdout! })
   await new Promise<void>((resolve, reject) => {
