@@ -8,7 +8,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ADMISSION_PROTOCOL, AdmissionFrameReader, encodePresentation } from '../../protocol/admission-frames.js'
-import { AdmissionVerifier, signAdmissionToken } from '../admission/verifier.js'
+import { AdmissionVerifier, signAdmissionToken, type AdmissionJwks } from '../admission/verifier.js'
 import { createPollenNode, type PollenNode } from './node.js'
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' })
@@ -56,7 +56,7 @@ describe('gated nodes over loopback', () => {
   const refusals: Array<{ node: string; peer: string; reason: string }> = []
 
   /** A node that gates peers and presents its own token (an enrolled agent, or the seed). */
-  async function enrolled(bootstrap: string[] = []): Promise<PollenNode> {
+  async function enrolled(bootstrap: string[] = [], keys: { current: AdmissionJwks; onUnknownKey?: () => void } = { current: jwks }): Promise<PollenNode> {
     const key = await generateKeyPair('Ed25519')
     const token = await tokenFor(key)
     let self = ''
@@ -66,8 +66,9 @@ describe('gated nodes over loopback', () => {
         logger,
         token: () => token,
         admission: {
-          verifier: new AdmissionVerifier({ issuer: ISSUER, audience: AUDIENCE }, { keys: () => jwks }),
+          verifier: new AdmissionVerifier({ issuer: ISSUER, audience: AUDIENCE }, { keys: () => keys.current }),
           onRefused: (peer, reason) => refusals.push({ node: self, peer, reason }),
+          onUnknownKey: keys.onUnknownKey,
         },
       },
     )
@@ -101,6 +102,20 @@ describe('gated nodes over loopback', () => {
     }
     expect(found).toContain(a.peerId)
     expect(b.gate!.isAdmitted(a.peerId) || b.gate!.isAdmitted(seed.peerId)).toBe(true)
+    expect(refusals).toEqual([])
+  })
+
+  it('asks a peer whose token names a key it has not fetched yet to present it again, and admits it once the keys arrived', async () => {
+    const keys: { current: AdmissionJwks; onUnknownKey?: () => void } = { current: { keys: [] } }
+    let fetched = 0
+    keys.onUnknownKey = () => {
+      fetched++
+      keys.current = jwks
+    }
+    const seed = await enrolled([], keys)
+    const a = await enrolled([seed.multiaddrs()[0]!])
+    await waitFor(() => seed.gate!.isAdmitted(a.peerId), 3_000)
+    expect(fetched).toBeGreaterThanOrEqual(1)
     expect(refusals).toEqual([])
   })
 
