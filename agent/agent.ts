@@ -11,6 +11,7 @@ import { ContentStore } from '../content/store.js'
 import { STALE_AFTER_MS } from './constants.js'
 import { FallbackSource } from '../content/fallback-source.js'
 import { startP2P } from './p2p/p2p.js'
+import { mirrorTokenCheck } from './mirror-token.js'
 import { TokenManager } from './admission/token-manager.js'
 import { JwksCache } from './admission/jwks-cache.js'
 import { RevocationCache } from './admission/revocation-cache.js'
@@ -28,6 +29,8 @@ export interface AgentComponents {
   remote: (metrics: AgentMetrics, bearer: () => string | undefined) => Remote
   /** A join token to enroll with the seed (admission); without one the agent sends no token. */
   joinToken?: string
+  /** Clients must present this token (the mirror listens beyond loopback). */
+  mirrorToken?: string
 }
 
 export interface RunningAgent {
@@ -160,6 +163,8 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
       manifests,
       logger: logger.child({ component: 'mirror' }),
       health: healthHandler({ readiness }),
+      authorize:
+        c.mirrorToken === undefined ? undefined : mirrorTokenCheck(c.mirrorToken, () => metrics.admissionDenied.inc({ reason: 'mirror-token' })),
       events: {
         request: (e) => {
           metrics.requests.inc({ kind: e.route, code: String(e.status) })

@@ -22,3 +22,18 @@ describe('agent --revocation-poll', () => {
     expect(AGENT_HELP).not.toContain('revocation-poll')
   })
 })
+
+describe('agent --listen beyond loopback', () => {
+  it('listens on loopback without a mirror token', () => {
+    expect(parse('--listen', '127.0.0.1:5050').mirrorTokenFile).toBeUndefined()
+    expect(parse('--listen', '[::1]:5050').listen).toEqual({ host: '::1', port: 5050 })
+  })
+
+  it('refuses an address other hosts can reach unless --mirror-token-file is given, naming --listen', () => {
+    for (const listen of [':5050', '0.0.0.0:5050', '10.0.0.5:5050']) {
+      expect(() => parse('--listen', listen)).toThrow(ConfigError)
+      expect(() => parse('--listen', listen)).toThrow(/--listen.*mirror-token-file|mirror-token-file/)
+      expect(parse('--listen', listen, '--mirror-token-file', '/etc/pollen/mirror-token').mirrorTokenFile).toBe('/etc/pollen/mirror-token')
+    }
+  })
+})

@@ -2,6 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 export { ConfigError } from '../protocol/config-values.js'
 import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, sizeFlag, type HostPort } from '../protocol/config-values.js'
 import { DEFAULT_TAG_TTL_MS } from '../content/constants.js'
+import { isLoopbackHost } from './mirror-token.js'
 import { DEFAULT_CACHE_SIZE, DEFAULT_DATA_DIR, DEFAULT_HOSTS_DIR, DEFAULT_LISTEN, DEFAULT_MAX_UPLOADS, DEFAULT_NS, DEFAULT_P2P_LISTEN } from './constants.js'
 
 export interface AgentConfig {
@@ -32,6 +33,11 @@ export interface AgentConfig {
    * MIN_REVOCATION_POLL_MS so that a fleet cannot be told to hammer its seed.
    */
   revocationPollMs?: number
+  /**
+   * A file holding the token clients must send when the mirror listens beyond loopback
+   * (`--mirror-token-file`); required then, so that no host on the network pulls through it.
+   */
+  mirrorTokenFile?: string
 }
 
 /** Shortest `--revocation-poll` accepted. */
@@ -65,7 +71,12 @@ and the seed behind it. Without --seed it runs standalone: a caching mirror that
 the registries itself, with credentials from ~/.docker/config.json if present.
 
 Options:
-  --listen HOST:PORT          Address of the mirror (default ${DEFAULT_LISTEN}).
+  --listen HOST:PORT          Address of the mirror (default ${DEFAULT_LISTEN}). An address beyond
+                              loopback needs --mirror-token-file.
+  --mirror-token-file FILE    A token (16+ characters, e.g. openssl rand -hex 32) that clients must
+                              send as X-Pollen-Mirror-Token or Authorization: Bearer. Required when
+                              --listen is not a loopback address; configure-containerd writes it
+                              into hosts.toml (mode 0600).
   --data DIR                  Data directory (default ${DEFAULT_DATA_DIR}).
   --seed URL                  The seed's URL, e.g. http://seed.internal:5000. Omit for standalone.
   --metrics-listen HOST:PORT  Serve /metrics, /healthz and /readyz here (off by default;
@@ -119,6 +130,7 @@ const AGENT_OPTIONS = {
   'upload-limit': { type: 'string' },
   'join-token-file': { type: 'string' },
   'oidc-token-file': { type: 'string' },
+  'mirror-token-file': { type: 'string' },
   'seed-issuer': { type: 'string' },
   'seed-audience': { type: 'string' },
   // Not in AGENT_HELP: see AgentConfig.revocationPollMs.
@@ -184,8 +196,13 @@ function agentConfig(values: Values): AgentConfig {
   if (revocationPollMs !== undefined && revocationPollMs < MIN_REVOCATION_POLL_MS) {
     throw new ConfigError('revocation-poll', `"${revocationPoll}" is shorter than ${MIN_REVOCATION_POLL_MS / 1000}s`)
   }
+  const listen = parseHostPort('listen', str('listen') ?? DEFAULT_LISTEN)
+  const mirrorTokenFile = fileFlag('mirror-token-file', str('mirror-token-file'))
+  if (!isLoopbackHost(listen.host) && mirrorTokenFile === undefined) {
+    throw new ConfigError('listen', `${listen.host}:${listen.port} is reachable from other hosts; give --mirror-token-file so that only clients holding the token can pull`)
+  }
   return {
-    listen: parseHostPort('listen', str('listen') ?? DEFAULT_LISTEN),
+    listen,
     dataDir: str('data') ?? DEFAULT_DATA_DIR,
     seed: seed === undefined ? undefined : new URL(seed).origin,
     metricsListen: metrics === undefined ? undefined : parseHostPort('metrics-listen', metrics),
@@ -201,6 +218,7 @@ function agentConfig(values: Values): AgentConfig {
     oidcTokenFile: fileFlag('oidc-token-file', str('oidc-token-file')),
     seedAudience: str('seed-audience') ?? 'pollen',
     revocationPollMs,
+    mirrorTokenFile,
   }
 }
 

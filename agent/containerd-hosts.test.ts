@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rm, writeFile, mkdir } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -20,6 +20,15 @@ describe('configure-containerd hosts files', () => {
     expect(toml).toContain('capabilities = ["pull", "resolve"]')
     expect(hostsToml('127.0.0.1:5055', 'http://127.0.0.1:5050')).toContain('server = "http://127.0.0.1:5055"')
     expect(hostsToml('_default', 'http://127.0.0.1:5050')).not.toContain('server =')
+  })
+
+  it('writes the mirror token as a header for containerd to send, in a file only root reads', async () => {
+    const token = 'feedfacefeedfacefeedfacefeedface'
+    const toml = hostsToml('docker.io', 'http://10.1.2.3:5050', token)
+    expect(toml).toContain(`[host."http://10.1.2.3:5050".header]\n    X-Pollen-Mirror-Token = "${token}"`)
+    const [r] = await writeHostsFiles(dir, ['docker.io'], 'http://10.1.2.3:5050', { mirrorToken: token })
+    expect((await stat(r!.path)).mode & 0o777).toBe(0o600)
+    expect(await readFile(r!.path, 'utf8')).toBe(toml)
   })
 
   it('uses a loopback mirror URL when the agent listens on every interface', () => {

@@ -9,6 +9,7 @@ import { readOidcTokenFile } from './admission/oidc-token-file.js'
 import { startAgent } from './agent.js'
 import { AGENT_HELP, parseAgentArgs, parseConfigureArgs, type AgentConfig } from './config.js'
 import { mirrorUrl, writeHostsFiles } from './containerd-hosts.js'
+import { parseMirrorToken } from './mirror-token.js'
 import { seedRemote, standaloneRemote } from './remote.js'
 import { stopOnSignals } from '../content/process-signals.js'
 
@@ -17,7 +18,8 @@ async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'configure-containerd') {
     const config = parseOrExit(() => parseConfigureArgs(argv.slice(1)))
     if (config === 'help') return void process.stdout.write(AGENT_HELP)
-    const results = await writeHostsFiles(config.hostsDir, config.all ? ['_default'] : config.registries, mirrorUrl(config.agent.listen))
+    const mirrorToken = await readMirrorTokenOrExit(config.agent)
+    const results = await writeHostsFiles(config.hostsDir, config.all ? ['_default'] : config.registries, mirrorUrl(config.agent.listen), { mirrorToken })
     for (const r of results) process.stdout.write(`${r.action} ${r.path}${r.backup === undefined ? '' : ` (previous file kept as ${r.backup})`}\n`)
     return
   }
@@ -44,12 +46,25 @@ async function main(argv: string[]): Promise<void> {
       process.exit(2)
     }
   }
+  const mirrorToken = await readMirrorTokenOrExit(config)
   const agent = await startAgent({ ...config, oidcTokenFile }, {
     logger,
+    mirrorToken,
     joinToken: joinToken === '' ? undefined : joinToken,
     remote: (metrics, bearer) => remoteFor(config, credentials, logger, metrics.remoteRequests, metrics.remoteBytes, bearer),
   })
   stopOnSignals(logger, () => agent.close())
+}
+
+/** The token of `--mirror-token-file`, checked; exits with code 2 when it is unreadable or unfit. */
+async function readMirrorTokenOrExit(config: AgentConfig): Promise<string | undefined> {
+  if (config.mirrorTokenFile === undefined) return undefined
+  try {
+    return parseMirrorToken(await readFile(config.mirrorTokenFile, 'utf8'))
+  } catch (err) {
+    process.stderr.write(`pollen-agent: invalid --mirror-token-file: ${(err as Error).message}\n`)
+    process.exit(2)
+  }
 }
 
 function remoteFor(

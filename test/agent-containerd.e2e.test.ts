@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -88,6 +89,36 @@ describeWithBinaries(['containerd', 'ctr', 'docker-registry'], 'agent as contain
       expect(log).toMatch(/containerd\/1\.6/)
     } finally {
       agent = await startAgentProcess(agentArgs())
+    }
+  })
+
+  it('serves containerd through a mirror listening on every interface only when the request carries the mirror token', async () => {
+    const tokenFile = join(work, 'mirror-token')
+    const token = randomBytes(32).toString('hex')
+    await writeFile(tokenFile, `${token}\n`, { mode: 0o600 })
+    const port = await freePort()
+    const wide = await startAgentProcess(['--listen', `0.0.0.0:${port}`, '--mirror-token-file', tokenFile, '--data', join(work, 'agent-wide'), '--seed', seed.url, ...(await seed.enrollArgs())])
+    try {
+      const refused = await fetch(`http://127.0.0.1:${port}/v2/team/app/manifests/v1?ns=${registry.host}`, { signal: AbortSignal.timeout(10_000) })
+      expect(refused.status).toBe(403)
+      expect(((await refused.json()) as { errors: Array<{ code: string }> }).errors[0]!.code).toBe('DENIED')
+      expect(await wide.metric('pollen_agent_admission_denied_total', { reason: 'mirror-token' })).toBe(1)
+
+      const wideHosts = join(work, 'certs.d-wide')
+      await configureContainerd(['--hosts-dir', wideHosts, '--registry', registry.host, '--listen', `0.0.0.0:${port}`, '--mirror-token-file', tokenFile])
+      const hostsFile = join(wideHosts, registry.host, 'hosts.toml')
+      expect((await stat(hostsFile)).mode & 0o777).toBe(0o600)
+      expect(await readFile(hostsFile, 'utf8')).toContain(`X-Pollen-Mirror-Token = "${token}"`)
+      const containerdAtRegistry = (await registry.readLog()).split('\n').filter((l) => /containerd\/1\./.test(l)).length
+      await ctd.removeAllContent()
+      await ctd.pull(`${registry.host}/team/app:v1`, { hostsDir: wideHosts })
+      const content = new Set(await ctd.contentDigests())
+      for (const blob of [image.config, ...image.layers]) expect(content.has(blob.digest)).toBe(true)
+      expect(await wide.metric('pollen_agent_requests_total', { kind: 'blob', code: '200' })).toBeGreaterThanOrEqual(image.layers.length)
+      expect(await wide.metric('pollen_agent_admission_denied_total', { reason: 'mirror-token' })).toBe(1)
+      expect((await registry.readLog()).split('\n').filter((l) => /containerd\/1\./.test(l)).length).toBe(containerdAtRegistry)
+    } finally {
+      await wide.stop()
     }
   })
 
