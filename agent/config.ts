@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 export { ConfigError } from '../protocol/config-values.js'
 import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, sizeFlag, type HostPort } from '../protocol/config-values.js'
+import { mergeSources, withOrigins, type ConfigSources, type Merged, type Origins, type SourceRules } from '../protocol/config-sources.js'
 import { DEFAULT_TAG_TTL_MS } from '../content/constants.js'
 import { isLoopbackHost } from './mirror-token.js'
 import { DEFAULT_CACHE_SIZE, DEFAULT_DATA_DIR, DEFAULT_HOSTS_DIR, DEFAULT_LISTEN, DEFAULT_MAX_UPLOADS, DEFAULT_NS, DEFAULT_P2P_LISTEN } from './constants.js'
@@ -38,6 +39,8 @@ export interface AgentConfig {
    * (`--mirror-token-file`); required then, so that no host on the network pulls through it.
    */
   mirrorTokenFile?: string
+  /** Options set by the environment or the config file, for naming them in errors (keyLabel). */
+  origins?: Origins
 }
 
 /** Shortest `--revocation-poll` accepted. */
@@ -71,6 +74,7 @@ and the seed behind it. Without --seed it runs standalone: a caching mirror that
 the registries itself, with credentials from ~/.docker/config.json if present.
 
 Options:
+  --config FILE               A YAML file of options (or POLLEN_CONFIG); see Configuration below.
   --listen HOST:PORT          Address of the mirror (default ${DEFAULT_LISTEN}). An address beyond
                               loopback needs --mirror-token-file.
   --mirror-token-file FILE    A token (16+ characters, e.g. openssl rand -hex 32) that clients must
@@ -110,9 +114,19 @@ this agent's --listen address, keeping the registry as the fallback server:
   --hosts-dir DIR             containerd's hosts directory (default ${DEFAULT_HOSTS_DIR}).
   --registry NAME             A registry to mirror (docker.io, ghcr.io, …). Repeatable.
   --all                       Mirror every registry (writes DIR/_default/hosts.toml).
+It reads the agent's options from the same file and environment; its own three are flags only.
+
+Configuration: every option but --config and --help can also be set in the --config YAML file,
+named without dashes (cache-size: 20GiB; repeatable options as a list, p2p-listen: [ … ]), or
+in the environment as POLLEN_ and the name in upper snake case (POLLEN_CACHE_SIZE=20GiB;
+repeatable options separated by commas). Flags win over the environment, the environment over
+the file, the file over the defaults; a repeatable option's list comes whole from one source.
+Unknown keys and POLLEN_ variables are errors. POLLEN_JOIN_TOKEN is not an option: it holds
+a join token itself, used when --join-token-file is not set by a flag or POLLEN_JOIN_TOKEN_FILE.
 `
 
-const AGENT_OPTIONS = {
+export const AGENT_OPTIONS = {
+  config: { type: 'string' },
   listen: { type: 'string' },
   data: { type: 'string' },
   seed: { type: 'string' },
@@ -138,30 +152,55 @@ const AGENT_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const
 
-/** Parses `pollen-agent [options]`. Throws ConfigError naming the bad flag. */
-export function parseAgentArgs(argv: string[]): AgentConfig | 'help' {
-  const values = parse(argv, AGENT_OPTIONS)
-  if (values.help === true) return 'help'
-  return agentConfig(values)
+/** configure-containerd's own options, besides the agent's; flags only. */
+export const CONFIGURE_OPTIONS = {
+  'hosts-dir': { type: 'string' },
+  registry: { type: 'string', multiple: true },
+  all: { type: 'boolean' },
+} as const
+
+/** POLLEN_* variables the agent reads that are not options. */
+export const AGENT_OTHER_ENV = ['POLLEN_JOIN_TOKEN'] as const
+
+/**
+ * Parses `pollen-agent [options]`, merged with the environment and the config file (`sources`,
+ * read by main.ts). Throws ConfigError naming the bad key as the user wrote it.
+ */
+export function parseAgentArgs(argv: string[], sources: ConfigSources = {}): AgentConfig | 'help' {
+  const flags = parse(argv, AGENT_OPTIONS)
+  if (flags.help === true) return 'help'
+  return buildAgentConfig(merge(AGENT_OPTIONS, flags, sources, {}))
 }
 
-/** Parses `pollen-agent configure-containerd …` (argv after the subcommand). */
-export function parseConfigureArgs(argv: string[]): ConfigureContainerdConfig | 'help' {
-  const values = parse(argv, {
-    ...AGENT_OPTIONS,
-    'hosts-dir': { type: 'string' },
-    registry: { type: 'string', multiple: true },
-    all: { type: 'boolean' },
-  } as const)
-  if (values.help === true) return 'help'
+/** Parses `pollen-agent configure-containerd …` (argv after the subcommand), with the agent's options merged as for parseAgentArgs. */
+export function parseConfigureArgs(argv: string[], sources: ConfigSources = {}): ConfigureContainerdConfig | 'help' {
+  const options = { ...AGENT_OPTIONS, ...CONFIGURE_OPTIONS } as const
+  const flags = parse(argv, options)
+  if (flags.help === true) return 'help'
+  const merged = merge(options, flags, sources, { flagOnly: Object.keys(CONFIGURE_OPTIONS) })
+  const values = merged.values
   const registries = ((values.registry as string[] | undefined) ?? []).map((r) => registryHostFlag('registry', r))
   const all = values.all === true
   if (all === (registries.length > 0)) throw new ConfigError('registry', 'give one or more --registry NAME, or --all')
   const hostsDir = values['hosts-dir']
-  return { agent: agentConfig(values), hostsDir: typeof hostsDir === 'string' ? hostsDir : DEFAULT_HOSTS_DIR, registries, all }
+  return { agent: buildAgentConfig(merged), hostsDir: typeof hostsDir === 'string' ? hostsDir : DEFAULT_HOSTS_DIR, registries, all }
 }
 
 type Values = Record<string, string | boolean | string[] | undefined>
+
+function merge(options: NonNullable<ParseArgsConfig['options']>, flags: Values, sources: ConfigSources, rules: SourceRules): Merged<Values> {
+  const merged = mergeSources(options, flags, sources, { ...rules, otherEnv: AGENT_OTHER_ENV })
+  // POLLEN_JOIN_TOKEN is environment: it wins over a join-token-file from the config file.
+  if (merged.origins?.['join-token-file']?.kind === 'file' && (sources.env?.POLLEN_JOIN_TOKEN?.trim() ?? '') !== '') {
+    const { 'join-token-file': _dropped, ...origins } = merged.origins
+    return { values: { ...merged.values, 'join-token-file': undefined }, origins: Object.keys(origins).length === 0 ? undefined : origins }
+  }
+  return merged
+}
+
+function buildAgentConfig(merged: Merged<Values>): AgentConfig {
+  return { ...withOrigins(merged, agentConfig), origins: merged.origins }
+}
 
 function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>): Values {
   try {

@@ -5,6 +5,8 @@ import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { loadDockerConfig, type UpstreamCredentials } from '../content/registry-client/credentials.js'
 import { ConfigError } from '../protocol/config-values.js'
+import { keyLabel, type ConfigSources } from '../protocol/config-sources.js'
+import { readConfigSources } from '../content/config-file.js'
 import { readOidcTokenFile } from './admission/oidc-token-file.js'
 import { startAgent } from './agent.js'
 import { AGENT_HELP, parseAgentArgs, parseConfigureArgs, type AgentConfig } from './config.js'
@@ -16,14 +18,16 @@ import { stopOnSignals } from '../content/process-signals.js'
 /** The agent's composition root: the only place that reads argv, env and files. */
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'configure-containerd') {
-    const config = parseOrExit(() => parseConfigureArgs(argv.slice(1)))
+    const sources = await readSourcesOrExit(argv.slice(1))
+    const config = parseOrExit(() => parseConfigureArgs(argv.slice(1), sources))
     if (config === 'help') return void process.stdout.write(AGENT_HELP)
     const mirrorToken = await readMirrorTokenOrExit(config.agent)
     const results = await writeHostsFiles(config.hostsDir, config.all ? ['_default'] : config.registries, mirrorUrl(config.agent.listen), { mirrorToken })
     for (const r of results) process.stdout.write(`${r.action} ${r.path}${r.backup === undefined ? '' : ` (previous file kept as ${r.backup})`}\n`)
     return
   }
-  const config = parseOrExit(() => parseAgentArgs(argv))
+  const sources = await readSourcesOrExit(argv)
+  const config = parseOrExit(() => parseAgentArgs(argv, sources))
   if (config === 'help') return void process.stdout.write(AGENT_HELP)
   const logger = pino({ level: config.logLevel, base: { service: 'pollen-agent' } })
   const credentials = config.seed === undefined ? await standaloneCredentials(logger) : new Map<string, UpstreamCredentials>()
@@ -32,22 +36,21 @@ async function main(argv: string[]): Promise<void> {
     try {
       joinToken = (await readFile(config.joinTokenFile, 'utf8')).trim()
     } catch (err) {
-      process.stderr.write(`pollen-agent: invalid --join-token-file: ${(err as Error).message}\n`)
+      process.stderr.write(`pollen-agent: invalid ${keyLabel(config.origins, 'join-token-file')}: ${(err as Error).message}\n`)
       process.exit(2)
     }
   }
-  // The flag wins over the environment, as for the join token. The file is read again at every enrollment.
-  const oidcTokenFile = config.oidcTokenFile ?? (process.env.POLLEN_OIDC_TOKEN_FILE?.trim() || undefined)
-  if (oidcTokenFile !== undefined) {
+  // Checked once here; the file is read again at every enrollment.
+  if (config.oidcTokenFile !== undefined) {
     try {
-      await readOidcTokenFile(oidcTokenFile)
+      await readOidcTokenFile(config.oidcTokenFile)
     } catch (err) {
-      process.stderr.write(`pollen-agent: invalid ${config.oidcTokenFile === undefined ? 'POLLEN_OIDC_TOKEN_FILE' : '--oidc-token-file'}: ${(err as Error).message}\n`)
+      process.stderr.write(`pollen-agent: invalid ${keyLabel(config.origins, 'oidc-token-file')}: ${(err as Error).message}\n`)
       process.exit(2)
     }
   }
   const mirrorToken = await readMirrorTokenOrExit(config)
-  const agent = await startAgent({ ...config, oidcTokenFile }, {
+  const agent = await startAgent(config, {
     logger,
     mirrorToken,
     joinToken: joinToken === '' ? undefined : joinToken,
@@ -62,7 +65,7 @@ async function readMirrorTokenOrExit(config: AgentConfig): Promise<string | unde
   try {
     return parseMirrorToken(await readFile(config.mirrorTokenFile, 'utf8'))
   } catch (err) {
-    process.stderr.write(`pollen-agent: invalid --mirror-token-file: ${(err as Error).message}\n`)
+    process.stderr.write(`pollen-agent: invalid ${keyLabel(config.origins, 'mirror-token-file')}: ${(err as Error).message}\n`)
     process.exit(2)
   }
 }
@@ -100,6 +103,17 @@ async function standaloneCredentials(logger: Logger): Promise<Map<string, Upstre
   } catch (err) {
     logger.warn({ path, err: (err as Error).message }, 'standalone mode: ignoring unreadable Docker credentials file')
     return new Map()
+  }
+}
+
+/** The environment and the --config file (POLLEN_CONFIG) for `argv`; exits with code 2 when the file cannot be read. */
+async function readSourcesOrExit(argv: string[]): Promise<ConfigSources> {
+  try {
+    return await readConfigSources(argv, process.env)
+  } catch (err) {
+    return parseOrExit(() => {
+      throw err
+    })
   }
 }
 

@@ -3,14 +3,22 @@ import { UnitParseError, parseDuration, parseSize } from './units.js'
 
 /** Parsing of command-line values shared by the agent's and the seed's configuration. No I/O. */
 
-/** A configuration value that cannot be used; `key` names the flag. */
+/**
+ * A configuration value that cannot be used. `key` is the option's name (`cache-size`);
+ * `label` the key as the user wrote it (`--cache-size`, `POLLEN_CACHE_SIZE`,
+ * `cache-size in /etc/pollen/agent.yaml`); `detail` the message without the
+ * "invalid LABEL: " prefix.
+ */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
+  readonly detail: string
   constructor(
     readonly key: string,
     message: string,
+    readonly label = `--${key}`,
   ) {
-    super(`invalid --${key}: ${message}`)
+    super(`invalid ${label}: ${message}`)
+    this.detail = message
   }
 }
 

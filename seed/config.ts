@@ -3,6 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 export { ConfigError, parseHostPort } from '../protocol/config-values.js'
 import { DEFAULT_TOKEN_LIFETIME_S, MAX_SCOPE_PATTERNS, MAX_TOKEN_LIFETIME_S, ScopePatternInvalidError, parseScopePattern } from '../protocol/admission.js'
 import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, type HostPort } from '../protocol/config-values.js'
+import { mergeSources, withOrigins, type ConfigSources, type Origins } from '../protocol/config-sources.js'
 import { looksLikeSecret } from './admission/audit-log.js'
 import { DEFAULT_JOIN_TOKEN_SCOPE, DEFAULT_JOIN_TOKEN_TTL_MS, DEFAULT_JOIN_TOKEN_USES, DEFAULT_KEY_ROTATION_MS, DEFAULT_OIDC_SCOPE } from './admission/constants.js'
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_P2P_LISTEN, DEFAULT_REALM_HOSTS, DEFAULT_TAG_TTL_MS, DEFAULT_UPSTREAMS } from './constants.js'
@@ -44,6 +45,8 @@ export interface SeedConfig {
   requireAdmission: boolean
   /** OIDC enrollment: agents present a token from this issuer instead of a join token. Off when undefined. */
   oidc?: OidcConfig
+  /** Options set by the environment or the config file, for naming them in errors (keyLabel). */
+  origins?: Origins
 }
 
 export interface OidcConfig {
@@ -102,6 +105,7 @@ the upstream credentials and serves the OCI pull API to agents. It also admits n
 it redeems join tokens for admission tokens bound to the node's PeerId.
 
 Options (running the seed):
+  --config FILE               A YAML file of options (or POLLEN_CONFIG); see Configuration below.
   --listen HOST:PORT          Address of the registry API (default ${DEFAULT_LISTEN}).
   --data DIR                  Data directory: content cache and admission state (default ${DEFAULT_DATA_DIR}).
   --upstream NS=URL           An upstream registry: NS is the registry host agents name with
@@ -140,6 +144,14 @@ Options (running the seed):
                               covers the repository. Only for a network where every host is trusted.
   -h, --help                  Show this help.
 
+Configuration (running the seed; the commands take flags only): every option but --config and
+--help can also be set in the --config YAML file, named without dashes (tag-ttl: 1m; repeatable
+options as a list, upstream: [ 'docker.io=https://registry-1.docker.io' ]; anonymous-pulls:
+true), or in the environment as POLLEN_ and the name in upper snake case (POLLEN_TAG_TTL=1m;
+repeatable options separated by commas). Flags win over the environment, the environment over
+the file, the file over the defaults; a repeatable option's list comes whole from one source.
+Unknown keys and POLLEN_ variables are errors.
+
 Commands (safe to run beside a seed that uses the same --data):
   join-token create           Create a join token. Prints only the token on stdout (it is
                               shown once and stored only as a hash); a summary goes to stderr.
@@ -163,7 +175,7 @@ Commands (safe to run beside a seed that uses the same --data):
  * Parses the seed's command line: `pollen-seed [options]` runs the seed, `join-token …` and
  * `revoke …` are administrative commands. Throws ConfigError naming the bad flag or argument.
  */
-export function parseSeedCommand(argv: string[]): SeedCommand {
+export function parseSeedCommand(argv: string[], sources: ConfigSources = {}): SeedCommand {
   const [first, second] = argv
   if (first === 'join-token') {
     if (second === 'create') return parseJoinTokenCreate(argv.slice(2))
@@ -176,14 +188,27 @@ export function parseSeedCommand(argv: string[]): SeedCommand {
   if (first !== undefined && !first.startsWith('-')) {
     throw argumentError('command', `unknown command "${first.slice(0, 100)}" (commands: join-token, revoke; see --help)`)
   }
-  const config = parseSeedArgs(argv)
+  const config = parseSeedArgs(argv, sources)
   return config === 'help' ? 'help' : { kind: 'serve', config }
 }
 
-/** Parses `pollen-seed [options]` (running the seed). Throws ConfigError naming the bad flag. */
-export function parseSeedArgs(argv: string[]): SeedConfig | 'help' {
-  const { values } = parse(argv, SERVE_OPTIONS, false)
-  if (values.help === true) return 'help'
+/** True when `argv` runs the seed (no command): the one use of the config file and the environment. */
+export function servesSeed(argv: readonly string[]): boolean {
+  return argv[0] === undefined || argv[0].startsWith('-')
+}
+
+/**
+ * Parses `pollen-seed [options]` (running the seed), merged with the environment and the config
+ * file (`sources`, read by main.ts). Throws ConfigError naming the bad key as the user wrote it.
+ */
+export function parseSeedArgs(argv: string[], sources: ConfigSources = {}): SeedConfig | 'help' {
+  const { values: flags } = parse(argv, SERVE_OPTIONS, false)
+  if (flags.help === true) return 'help'
+  const merged = mergeSources(SERVE_OPTIONS, flags, sources)
+  return { ...withOrigins(merged, seedConfig), origins: merged.origins }
+}
+
+function seedConfig(values: ServeValues): SeedConfig {
   const upstreams = parseUpstreams(values.upstream ?? Object.entries(DEFAULT_UPSTREAMS).map(([ns, url]) => `${ns}=${url}`))
   for (const spec of values['realm-host'] ?? []) {
     const [ns, host] = splitPair('realm-host', spec)
@@ -213,7 +238,8 @@ export function parseSeedArgs(argv: string[]): SeedConfig | 'help' {
   }
 }
 
-const SERVE_OPTIONS = {
+export const SERVE_OPTIONS = {
+  config: { type: 'string' },
   listen: { type: 'string' },
   data: { type: 'string' },
   upstream: { type: 'string', multiple: true },

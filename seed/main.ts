@@ -5,7 +5,9 @@ import { MAX_TOKEN_LIFETIME_S } from '../protocol/admission.js'
 import { openAdmission } from './admission/admission.js'
 import { OidcVerifier } from './admission/oidc.js'
 import { runCommand } from './commands.js'
-import { ConfigError, SEED_HELP, parseSeedCommand, type SeedCommand, type SeedConfig } from './config.js'
+import { ConfigError, SEED_HELP, parseSeedCommand, servesSeed, type SeedCommand, type SeedConfig } from './config.js'
+import { keyLabel } from '../protocol/config-sources.js'
+import { readConfigSources } from '../content/config-file.js'
 import { loadDockerConfig } from '../content/registry-client/credentials.js'
 import { stopOnSignals } from '../content/process-signals.js'
 
@@ -13,7 +15,8 @@ import { stopOnSignals } from '../content/process-signals.js'
 async function main(argv: string[]): Promise<void> {
   let command: SeedCommand
   try {
-    command = parseSeedCommand(argv)
+    // The config file and POLLEN_* variables apply to running the seed; the commands take flags only.
+    command = parseSeedCommand(argv, servesSeed(argv) ? await readConfigSources(argv, process.env) : {})
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`pollen-seed: ${err.message}\n`)
@@ -41,7 +44,7 @@ async function serve(config: SeedConfig): Promise<void> {
     try {
       credentials = loadDockerConfig(await readFile(config.credentialsFile, 'utf8'))
     } catch (err) {
-      process.stderr.write(`pollen-seed: invalid --credentials: ${(err as Error).message}\n`)
+      process.stderr.write(`pollen-seed: invalid ${keyLabel(config.origins, 'credentials')}: ${(err as Error).message}\n`)
       process.exit(2)
     }
   }
@@ -51,7 +54,7 @@ async function serve(config: SeedConfig): Promise<void> {
     try {
       await oidc.load()
     } catch (err) {
-      process.stderr.write(`pollen-seed: invalid --oidc-jwks: ${(err as Error).message}\n`)
+      process.stderr.write(`pollen-seed: invalid ${keyLabel(config.origins, 'oidc-jwks')}: ${(err as Error).message}\n`)
       process.exit(2)
     }
     const { issuer, audience, jwks, scope, subjects } = config.oidc
