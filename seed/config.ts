@@ -7,6 +7,7 @@ import { mergeSources, withOrigins, type ConfigSources, type Origins } from '../
 import { looksLikeSecret } from './admission/audit-log.js'
 import { DEFAULT_JOIN_TOKEN_SCOPE, DEFAULT_JOIN_TOKEN_TTL_MS, DEFAULT_JOIN_TOKEN_USES, DEFAULT_KEY_ROTATION_MS, DEFAULT_OIDC_SCOPE } from './admission/constants.js'
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_P2P_LISTEN, DEFAULT_REALM_HOSTS, DEFAULT_TAG_TTL_MS, DEFAULT_UPSTREAMS } from './constants.js'
+import { parsePreheatArgs, type PreheatCommand } from './preheat-args.js'
 
 export interface UpstreamConfig {
   /** Canonical registry host, the `ns` agents ask for. */
@@ -82,7 +83,7 @@ export type SeedAdminCommand =
       reason?: string
     }
 
-export type SeedCommand = 'help' | { kind: 'serve'; config: SeedConfig } | SeedAdminCommand
+export type SeedCommand = 'help' | { kind: 'serve'; config: SeedConfig } | SeedAdminCommand | PreheatCommand
 
 export const DEFAULT_ISSUER = 'pollen-seed'
 export const DEFAULT_AUDIENCE = 'pollen'
@@ -99,6 +100,7 @@ export const SEED_HELP = `Usage:
   pollen-seed join-token list --data DIR
   pollen-seed join-token revoke --data DIR ID
   pollen-seed revoke --data DIR PEERID [--reason TEXT]
+  pollen-seed preheat --data DIR [--seed URL] [--platform all|OS/ARCH] IMAGE...
 
 The Pollen seed: a pull-through cache in front of upstream registries. It alone holds
 the upstream credentials and serves the OCI pull API to agents. It also admits nodes:
@@ -169,6 +171,14 @@ Commands (safe to run beside a seed that uses the same --data):
                               it already holds stay valid until they expire (at most ${MAX_TOKEN_LIFETIME_S / 60}m).
     --data DIR                The seed's data directory (required).
     --reason TEXT             Why, for the revocation list and the audit log.
+  preheat IMAGE...            Make the running seed fetch images (e.g. docker.io/library/alpine:3.20,
+                              10.0.0.9:5055/team/app:v1) into its cache ahead of a rollout.
+                              Signs itself a short-lived admission token with the seed's key.
+                              Exit status: 0 all preheated, 1 any failed, 2 bad arguments.
+    --data DIR                The seed's data directory (required).
+    --seed URL                The running seed (default http://${DEFAULT_LISTEN}).
+    --platform all|OS/ARCH    Platforms to follow in an index, e.g. linux/arm64. Repeatable (default all).
+    --issuer, --audience      The running seed's --issuer and --audience (defaults as above).
 `
 
 /**
@@ -185,8 +195,9 @@ export function parseSeedCommand(argv: string[], sources: ConfigSources = {}): S
     throw argumentError('command', `"join-token" needs create, list or revoke${second === undefined ? '' : `, not "${second.slice(0, 100)}"`} (see --help)`)
   }
   if (first === 'revoke') return parseRevoke(argv.slice(1))
+  if (first === 'preheat') return parsePreheatArgs(argv.slice(1), { issuer: DEFAULT_ISSUER, audience: DEFAULT_AUDIENCE })
   if (first !== undefined && !first.startsWith('-')) {
-    throw argumentError('command', `unknown command "${first.slice(0, 100)}" (commands: join-token, revoke; see --help)`)
+    throw argumentError('command', `unknown command "${first.slice(0, 100)}" (commands: join-token, revoke, preheat; see --help)`)
   }
   const config = parseSeedArgs(argv, sources)
   return config === 'help' ? 'help' : { kind: 'serve', config }

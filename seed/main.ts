@@ -31,6 +31,11 @@ async function main(argv: string[]): Promise<void> {
   if (command.kind !== 'serve') {
     // stdout carries only the command's output (a join token, a table); logs go to stderr.
     const logger = pino({ level: 'warn', base: { service: 'pollen-seed' } }, pino.destination(2))
+    if (command.kind === 'preheat') {
+      const { runPreheat } = await import('./preheat-command.js')
+      process.exitCode = await runPreheat(command, { stdout: process.stdout, stderr: process.stderr, logger })
+      return
+    }
     process.exitCode = await runCommand(command, { stdout: process.stdout, stderr: process.stderr, logger })
     return
   }

@@ -168,4 +168,23 @@ describe('SigningKeys', () => {
     await open()
     expect((await readdir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual([])
   })
+
+  it('readCurrent reads the active key, never the pre-published one, and changes nothing on disk', async () => {
+    expect(await SigningKeys.readCurrent(dir, { logger, now })).toBeUndefined()
+    expect(await readdir(join(dir, '..'))).toEqual([])
+    const keys = await open()
+    const first = (await keys.current()).kid
+    t += DAY - PREPUBLISH
+    await keys.rotateIfDue()
+    const files = (await readdir(dir)).sort()
+    expect(files).toHaveLength(2)
+    expect((await SigningKeys.readCurrent(dir, { logger, now }))?.kid).toBe(first)
+    t += PREPUBLISH
+    const next = (await SigningKeys.readCurrent(dir, { logger, now }))?.kid
+    expect(next).not.toBe(first)
+    expect(next).toBe((await keys.current()).kid)
+    t += 10 * DAY
+    await SigningKeys.readCurrent(dir, { logger, now })
+    expect((await readdir(dir)).sort()).toEqual(files)
+  })
 })

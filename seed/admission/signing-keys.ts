@@ -117,6 +117,34 @@ export class SigningKeys {
     return keys
   }
 
+  /**
+   * Reads the key that signs now (the newest one already active) from `dir`, and nothing
+   * else: it creates, rotates, prunes and deletes nothing, so a second process (`pollen-seed
+   * preheat`) can sign beside the seed that owns the directory, with a key that seed knows.
+   * Key files are replaced by rename, so each read sees a whole file; one deleted meanwhile
+   * is skipped. Returns undefined when the directory holds no active key.
+   * Throws SigningKeyInvalidError when a key file is malformed.
+   */
+  static async readCurrent(dir: string, c: SigningKeysComponents): Promise<SigningKey | undefined> {
+    const keys = new SigningKeys({ dir }, c)
+    const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return []
+      throw err
+    })
+    for (const name of names.sort()) {
+      if (!name.endsWith('.json')) continue
+      const path = join(dir, name)
+      try {
+        keys.#keys.push(await keys.#load(path, name))
+      } catch (err) {
+        if ((await stat(path).catch(() => undefined)) !== undefined) throw err
+      }
+    }
+    keys.#keys.sort((a, b) => a.activatesAt - b.activatesAt)
+    const key = keys.#current()
+    return key === undefined ? undefined : { kid: key.kid, privateKey: key.privateKey }
+  }
+
   /** Returns the key to sign with now, rotating first when the current one is due. */
   async current(): Promise<SigningKey> {
     await this.rotateIfDue()
