@@ -19,9 +19,16 @@ import { scopeCoversAny } from './admission/repository-scope.js'
 import { AdmissionDeniedError } from '../protocol/admission.js'
 import { AdmissionVerifier, type AdmissionJwks } from '../content/admission/verifier.js'
 import { loadOrCreateIdentity } from '../content/p2p/identity.js'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { AgentConfig } from './config.js'
-import { createAgentMetrics, type AgentGaugeSources, type AgentMetrics } from './metrics.js'
+import { AGENT_DENIAL_REASONS, BYTE_SOURCES, createAgentMetrics, registryLabeller, type AgentGaugeSources, type AgentMetrics } from './metrics.js'
 import type { Remote } from './remote.js'
+import { boundedLabel, statusLabel } from '../content/metric-conventions.js'
+import { isLoopbackHost } from './mirror-token.js'
+import { SeedReachability } from './seed-reachability.js'
+import { RecentLog, recordingLogger } from './status-log.js'
+import { agentMode, packageVersion, statusHandler, statusReport } from './status.js'
+import type { AgentStatusReport } from './status-report.js'
 
 export interface AgentComponents {
   logger: Logger
@@ -39,6 +46,8 @@ export interface RunningAgent {
   /** `http://host:port` of the ops listener, when configured. */
   opsUrl?: string
   metrics: AgentMetrics
+  /** What `GET /v1/status` answers now. */
+  status(): AgentStatusReport
   close(): Promise<void>
 }
 
@@ -48,10 +57,25 @@ export interface RunningAgent {
  * so the peer source slots in between the cache and the remote.
  */
 export async function startAgent(config: AgentConfig, c: AgentComponents): Promise<RunningAgent> {
-  const { logger } = c
+  const startedAt = Date.now()
+  // Warnings and errors of every component are also kept for /v1/status.
+  const recent = new RecentLog()
+  const logger = recordingLogger(c.logger, recent)
   const store = await ContentStore.open({ dir: join(config.dataDir, 'content') }, { logger: logger.child({ component: 'store' }) })
-  const gauges: AgentGaugeSources = { cacheBytes: () => store.bytes, cacheCapacity: () => config.cacheSize }
-  const metrics = createAgentMetrics(new Registry(), gauges)
+  // The seed is probed for pollen_agent_seed_up, /readyz (cache-only while it is down) and /v1/status.
+  const seedHealth = config.seed === undefined ? undefined : new SeedReachability({ seedUrl: config.seed }, { logger: logger.child({ component: 'seed-probe' }) })
+  const seedProbed = seedHealth?.start()
+  let tokenExpiresAt: number | undefined
+  const gauges: AgentGaugeSources = {
+    cacheBytes: () => store.bytes,
+    cacheCapacity: () => config.cacheSize,
+    tokenExpiresAt: () => tokenExpiresAt,
+    seedUp: () => seedHealth?.reachable === true,
+  }
+  const enrolls = config.seed !== undefined && (c.joinToken !== undefined || config.oidcTokenFile !== undefined)
+  const metrics = createAgentMetrics(new Registry(), gauges, { seed: config.seed !== undefined, enrolled: enrolls })
+  const registryLabel = registryLabeller(config.defaultNs)
+  const denied = (reason: string | undefined): void => metrics.admissionDenied.inc({ reason: boundedLabel(reason, AGENT_DENIAL_REASONS) })
   const evictor = new Evictor(
     { maxBytes: config.cacheSize, highWatermark: config.highWatermark, lowWatermark: config.lowWatermark },
     {
@@ -67,14 +91,24 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
   // Set once the p2p node exists: a new token is presented to every peer, a new revocation list re-checks them.
   let presentToken = (): void => {}
   let recheckPeers = (): void => {}
+  // An agent that enrolls has an identity even without p2p: its tokens are bound to its PeerId.
+  const identity = enrolls ? await loadOrCreateIdentity(config.dataDir) : undefined
   const tokens =
-    config.seed !== undefined && (c.joinToken !== undefined || config.oidcTokenFile !== undefined)
+    config.seed !== undefined && identity !== undefined
       ? new TokenManager(
           { seedUrl: config.seed, dataDir: config.dataDir, issuer: config.seedIssuer, joinToken: c.joinToken, oidcTokenFile: config.oidcTokenFile },
-          { privateKey: await loadOrCreateIdentity(config.dataDir), logger: logger.child({ component: 'admission' }), onRefresh: () => presentToken() },
+          {
+            privateKey: identity,
+            logger: logger.child({ component: 'admission' }),
+            onRefresh: (expiresAt) => {
+              tokenExpiresAt = expiresAt
+              presentToken()
+            },
+          },
         )
       : undefined
   await tokens?.start()
+  await seedProbed
   const bearer = (): string | undefined => tokens?.current()
   // An enrolled agent serves only admitted peers: their token, checked with the seed's keys
   // (cached on disk, so this keeps working while the seed is down) and revocation list, whose
@@ -92,7 +126,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
           } catch (err) {
             const reason = (err as { reason?: string }).reason ?? 'error'
             if (reason === 'unknown-key') peerAdmission.jwks.refreshSoon()
-            metrics.admissionDenied.inc({ reason })
+            denied(reason)
             throw err
           }
         }
@@ -115,7 +149,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
             : {
                 verifier: peerAdmission.verifier,
                 revoked: peerAdmission.revoked,
-                onRefused: (_peer, reason) => metrics.admissionDenied.inc({ reason }),
+                onRefused: (_peer, reason) => denied(reason),
                 onUnknownKey: () => peerAdmission.jwks.refreshSoon(),
               },
       })
@@ -138,7 +172,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
         // A failed fill was announced to peers while it ran; take that back.
         if (outcome === 'failed') void p2p?.router.withdraw(digest.value).catch(() => {})
       },
-      onMismatch: (source) => metrics.digestMismatch.inc({ source }),
+      onMismatch: (source) => metrics.digestMismatch.inc({ source: boundedLabel(source, BYTE_SOURCES) }),
     },
   )
   gauges.inflightFills = () => blobs.inflight
@@ -148,30 +182,58 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
       store,
       upstreams: remote.manifests,
       logger: logger.child({ component: 'manifests' }),
-      onStaleTag: (registry) => metrics.staleTagsServed.inc({ registry }),
+      onStaleTag: (registry) => metrics.staleTagsServed.inc({ registry: registryLabel(registry) }),
       onDigestMismatch: () => metrics.digestMismatch.inc({ source: remote.name }),
     },
   )
+  // Ready: the store is writable and, when enrolled, the token valid. An unreachable seed does not
+  // make the agent unready: it serves its cache and its peers (mode cache-only), and containerd
+  // falls back to the registry for the rest.
+  const mode = (): string => agentMode(config.seed, seedHealth)
   const readiness = async (): Promise<ReadinessCheck[]> => [
     await storeReadiness(store),
     ...(tokens === undefined ? [] : [{ name: 'admission', ok: tokens.valid(), detail: tokens.valid() ? undefined : 'no valid admission token' }]),
+    ...(seedHealth === undefined ? [] : [seedCheck(seedHealth)]),
   ]
+  const version = await packageVersion()
+  const ownPeerId = p2p?.node.peerId ?? (identity === undefined ? undefined : peerIdFromPrivateKey(identity).toString())
+  const status = (): AgentStatusReport =>
+    statusReport({
+      version,
+      seedUrl: config.seed,
+      seed: seedHealth,
+      peerId: ownPeerId,
+      token: tokens === undefined ? undefined : { valid: () => tokens.valid(), expiresAt: () => tokenExpiresAt },
+      cache: { bytes: () => store.bytes, capacity: config.cacheSize },
+      peers: p2p === undefined ? undefined : { connected: () => p2p.node.connectedPeers(), routingTable: () => p2p.node.routingTableSize() },
+      recent,
+      startedAt,
+    })
+  // On the mirror listener, /v1/status answers loopback clients, and others only with the mirror token.
+  const mirrorCheck = c.mirrorToken === undefined ? undefined : mirrorTokenCheck(c.mirrorToken, () => denied('mirror-token'))
+  const mirrorStatus = statusHandler(status, async (req) => {
+    if (mirrorCheck === undefined || isLoopbackHost(req.socket.remoteAddress ?? '')) return true
+    return mirrorCheck(req).then(
+      () => true,
+      () => false,
+    )
+  })
   const server = createRegistryServer(
     { defaultNs: config.defaultNs, neverChallenge: true },
     {
       blobs,
       manifests,
       logger: logger.child({ component: 'mirror' }),
-      health: healthHandler({ readiness }),
-      authorize:
-        c.mirrorToken === undefined ? undefined : mirrorTokenCheck(c.mirrorToken, () => metrics.admissionDenied.inc({ reason: 'mirror-token' })),
+      health: healthHandler({ readiness, mode }),
+      routes: mirrorStatus,
+      authorize: mirrorCheck,
       events: {
         request: (e) => {
-          metrics.requests.inc({ kind: e.route, code: String(e.status) })
+          metrics.requests.inc({ kind: e.route, code: statusLabel(e.status) })
           metrics.requestDuration.observe({ kind: e.route }, e.seconds)
         },
         manifestBytes: (n) => metrics.manifestBytes.inc(n),
-        blobBytes: (n, source) => metrics.blobBytes.inc({ source }, n),
+        blobBytes: (n, source) => metrics.blobBytes.inc({ source: boundedLabel(source, BYTE_SOURCES) }, n),
       },
     },
   )
@@ -180,19 +242,21 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
   let ops: Server | undefined
   let opsUrl: string | undefined
   if (config.metricsListen !== undefined) {
-    ops = createOpsServer({ readiness, metrics: metrics.registry })
+    ops = createOpsServer({ readiness, mode, metrics: metrics.registry, routes: statusHandler(status) })
     opsUrl = await listen(ops, config.metricsListen.host, config.metricsListen.port)
   }
   logger.info(
-    { url, opsUrl, remote: remote.name, seed: config.seed, cacheSize: config.cacheSize, cached: store.bytes, peerId: p2p?.node.peerId, p2p: p2p?.node.multiaddrs() },
+    { url, opsUrl, version, mode: mode(), remote: remote.name, seed: config.seed, cacheSize: config.cacheSize, cached: store.bytes, peerId: p2p?.node.peerId, p2p: p2p?.node.multiaddrs() },
     'agent listening',
   )
   return {
     url,
     opsUrl,
     metrics,
+    status,
     async close() {
       detachEvictor()
+      seedHealth?.stop()
       await closeServers(server, ops)
       await p2p?.stop()
       await remote.close()
@@ -201,6 +265,13 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
       await store.close()
     },
   }
+}
+
+/** The `seed` readiness check: always ok (an agent without its seed serves cache-only), saying which. */
+function seedCheck(seed: SeedReachability): ReadinessCheck {
+  if (seed.reachable) return { name: 'seed', ok: true, detail: 'reachable' }
+  if (!seed.unreachable) return { name: 'seed', ok: true, detail: 'not probed yet' }
+  return { name: 'seed', ok: true, detail: `${seed.lastError?.message ?? 'unreachable'}; serving cached and peer content only (cache-only)` }
 }
 
 /**

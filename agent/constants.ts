@@ -15,3 +15,6 @@ export const DEFAULT_MAX_UPLOADS = 8
 export const SEED_BOOTSTRAP_RETRY_MS = 10_000
 /** A known tag answer is served stale when the remote has not answered a refresh within this. */
 export const STALE_AFTER_MS = 3_000
+/** How often the agent probes its seed (`GET /healthz`) for pollen_agent_seed_up, /readyz and /v1/status. */
+export const SEED_PROBE_INTERVAL_MS = 10_000
+export const SEED_PROBE_TIMEOUT_MS = 3_000

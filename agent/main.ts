@@ -14,6 +14,7 @@ import { mirrorUrl, writeHostsFiles } from './containerd-hosts.js'
 import { parseMirrorToken } from './mirror-token.js'
 import { seedRemote, standaloneRemote } from './remote.js'
 import { stopOnSignals } from '../content/process-signals.js'
+import { LOG_OPTIONS } from '../content/log-options.js'
 
 /** The agent's composition root: the only place that reads argv, env and files. */
 async function main(argv: string[]): Promise<void> {
@@ -29,7 +30,7 @@ async function main(argv: string[]): Promise<void> {
   const sources = await readSourcesOrExit(argv)
   const config = parseOrExit(() => parseAgentArgs(argv, sources))
   if (config === 'help') return void process.stdout.write(AGENT_HELP)
-  const logger = pino({ level: config.logLevel, base: { service: 'pollen-agent' } })
+  const logger = pino({ level: config.logLevel, base: { service: 'pollen-agent' }, ...LOG_OPTIONS })
   const credentials = config.seed === undefined ? await standaloneCredentials(logger) : new Map<string, UpstreamCredentials>()
   let joinToken = process.env.POLLEN_JOIN_TOKEN?.trim()
   if (config.joinTokenFile !== undefined) {

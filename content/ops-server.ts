@@ -13,23 +13,37 @@ export interface ReadinessCheck {
 export interface HealthComponents {
   /** Runs the readiness checks; the component is ready when every check is ok. */
   readiness: () => Promise<ReadinessCheck[]>
+  /** How the component is serving now (the agent: `standalone`, `seed` or `cache-only`), shown as `mode` in the `/readyz` body. */
+  mode?: () => string
+}
+
+/** The `/readyz` body. */
+export interface ReadinessReport {
+  status: 'ready' | 'not ready'
+  mode?: string
+  checks: ReadinessCheck[]
 }
 
 /**
- * Answers `/healthz` (the process is alive: always 200) and `/readyz` (200 when every
- * check passes, 503 otherwise, with the checks as JSON). Returns false for other paths.
+ * Answers `/healthz` (the process is alive: always 200, `{"status":"ok"}`) and `/readyz`
+ * (200 when every check passes, 503 otherwise, with a ReadinessReport as JSON). Returns false for other paths.
  */
 export function healthHandler(c: HealthComponents): (req: IncomingMessage, res: ServerResponse) => boolean {
   return (req, res) => {
     const path = (req.url ?? '').split('?')[0]
     if (path === '/healthz') {
-      send(res, 200, { status: 'ok' })
+      sendJson(res, 200, { status: 'ok' })
       return true
     }
     if (path === '/readyz') {
+      const report = (checks: ReadinessCheck[]): ReadinessReport => {
+        const ok = checks.every((k) => k.ok)
+        const mode = c.mode?.()
+        return { status: ok ? 'ready' : 'not ready', ...(mode === undefined ? {} : { mode }), checks }
+      }
       c.readiness().then(
-        (checks) => send(res, checks.every((k) => k.ok) ? 200 : 503, { status: checks.every((k) => k.ok) ? 'ready' : 'not ready', checks }),
-        (err: unknown) => send(res, 503, { status: 'not ready', checks: [{ name: 'readiness', ok: false, detail: (err as Error).message }] }),
+        (checks) => sendJson(res, checks.every((k) => k.ok) ? 200 : 503, report(checks)),
+        (err: unknown) => sendJson(res, 503, report([{ name: 'readiness', ok: false, detail: (err as Error).message }])),
       )
       return true
     }
@@ -37,28 +51,36 @@ export function healthHandler(c: HealthComponents): (req: IncomingMessage, res: 
   }
 }
 
-/** The operations listener: `/metrics` (Prometheus text), `/healthz`, `/readyz`. */
-export function createOpsServer(c: HealthComponents & { metrics: Registry }): Server {
+export interface OpsServerComponents extends HealthComponents {
+  metrics: Registry
+  /** Further endpoints (the agent's `/v1/status`); returns true when it answered. */
+  routes?: (req: IncomingMessage, res: ServerResponse) => boolean
+}
+
+/** The operations listener: `/metrics` (Prometheus text), `/healthz`, `/readyz`, and `routes`. */
+export function createOpsServer(c: OpsServerComponents): Server {
   const health = healthHandler(c)
   return createServer((req, res) => {
     if (health(req, res)) return
+    if (c.routes?.(req, res) === true) return
     if ((req.url ?? '').split('?')[0] === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
       c.metrics.metrics().then(
         (text) => {
           res.writeHead(200, { 'Content-Type': c.metrics.contentType })
           res.end(req.method === 'HEAD' ? undefined : text)
         },
-        () => send(res, 500, { status: 'metrics collection failed' }),
+        () => sendJson(res, 500, { status: 'metrics collection failed' }),
       )
       return
     }
-    send(res, 404, { status: 'not found' })
+    sendJson(res, 404, { status: 'not found' })
   })
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+/** Answers `body` as JSON with `status`; never cached. */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const json = JSON.stringify(body)
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json) })
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json), 'Cache-Control': 'no-store' })
   res.end(json)
 }
 

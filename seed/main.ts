@@ -10,6 +10,7 @@ import { keyLabel } from '../protocol/config-sources.js'
 import { readConfigSources } from '../content/config-file.js'
 import { loadDockerConfig } from '../content/registry-client/credentials.js'
 import { stopOnSignals } from '../content/process-signals.js'
+import { LOG_OPTIONS } from '../content/log-options.js'
 
 /** The seed's composition root: the only place that reads argv, env and files. */
 async function main(argv: string[]): Promise<void> {
@@ -30,7 +31,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command.kind !== 'serve') {
     // stdout carries only the command's output (a join token, a table); logs go to stderr.
-    const logger = pino({ level: 'warn', base: { service: 'pollen-seed' } }, pino.destination(2))
+    const logger = pino({ level: 'warn', base: { service: 'pollen-seed' }, ...LOG_OPTIONS }, pino.destination(2))
     if (command.kind === 'preheat') {
       const { runPreheat } = await import('./preheat-command.js')
       process.exitCode = await runPreheat(command, { stdout: process.stdout, stderr: process.stderr, logger })
@@ -43,7 +44,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 async function serve(config: SeedConfig): Promise<void> {
-  const logger = pino({ level: config.logLevel, base: { service: 'pollen-seed' } })
+  const logger = pino({ level: config.logLevel, base: { service: 'pollen-seed' }, ...LOG_OPTIONS })
   let credentials = new Map<string, { username: string; password: string }>()
   if (config.credentialsFile !== undefined) {
     try {

@@ -1,10 +1,14 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client'
+import { ADMISSION_GATE_REASONS } from '../protocol/admission-frames.js'
+import { REQUEST_DURATION_BUCKETS } from '../content/metric-conventions.js'
 
 /** Every metric the seed exports, registered on an injected Registry. */
 export interface SeedMetrics {
   registry: Registry
   upstreamBytes: Counter<'registry'>
   upstreamRequests: Counter<'registry' | 'code'>
+  /** 1 unless the last request to the registry failed to connect, timed out or got a 5xx; set by the upstream clients' callbacks. */
+  upstreamUp: Gauge<'registry'>
   servedBytes: Counter<'kind'>
   requestDuration: Histogram<'method' | 'route' | 'status'>
   staleTagsServed: Counter<'registry'>
@@ -14,6 +18,14 @@ export interface SeedMetrics {
   admissionIssued: Counter<'how'>
   admissionDenied: Counter<'reason'>
 }
+
+/** Values of the `reason` label of pollen_seed_admission_denied_total. */
+export const SEED_DENIAL_REASONS: ReadonlySet<string> = new Set([
+  ...ADMISSION_GATE_REASONS,
+  'join-token-unknown',
+  'join-token-expired',
+  'join-token-used-up',
+])
 
 /** Live values read at scrape time; set them once the components exist. */
 export interface SeedGaugeSources {
@@ -28,14 +40,20 @@ export function createSeedMetrics(registry: Registry, sources: SeedGaugeSources 
     registry,
     upstreamBytes: new Counter({
       name: 'pollen_seed_upstream_bytes_total',
-      help: 'Blob bytes received from upstream registries.',
+      help: 'Body bytes (blobs and manifests) received from upstream registries, by registry.',
       labelNames: ['registry'],
       registers,
     }),
     upstreamRequests: new Counter({
       name: 'pollen_seed_upstream_requests_total',
-      help: 'HTTP requests to upstream registries, by HTTP status code ("error" for connection failures).',
+      help: 'HTTP requests to upstream registries (and their token services), by configured registry and HTTP status code ("error" for connection failures, "timeout" when no answer came in time).',
       labelNames: ['registry', 'code'],
+      registers,
+    }),
+    upstreamUp: new Gauge({
+      name: 'pollen_seed_upstream_up',
+      help: 'Per configured registry: 0 when the last request to it failed to connect, timed out or got a 5xx answer, else 1 (also before the first request).',
+      labelNames: ['registry'],
       registers,
     }),
     servedBytes: new Counter({
@@ -46,9 +64,9 @@ export function createSeedMetrics(registry: Registry, sources: SeedGaugeSources 
     }),
     requestDuration: new Histogram({
       name: 'pollen_seed_request_duration_seconds',
-      help: 'Time to answer a client request, until the last body byte was written.',
+      help: 'Time to answer a client request, until the last body byte was written, by method, route (base, manifest, blob, health, unknown, other) and HTTP status.',
       labelNames: ['method', 'route', 'status'],
-      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      buckets: [...REQUEST_DURATION_BUCKETS],
       registers,
     }),
     staleTagsServed: new Counter({
@@ -65,7 +83,7 @@ export function createSeedMetrics(registry: Registry, sources: SeedGaugeSources 
         this.set(sources.inflightFills?.() ?? 0)
       },
     }),
-    fills: new Counter({ name: 'pollen_seed_fills_total', help: 'Blob fills from upstream, by outcome.', labelNames: ['outcome'], registers }),
+    fills: new Counter({ name: 'pollen_seed_fills_total', help: 'Blob fills from upstream, by outcome (committed, failed).', labelNames: ['outcome'], registers }),
     admissionIssued: new Counter({
       name: 'pollen_seed_admission_issued_total',
       help: 'Admission tokens issued, by how the agent enrolled (join-token, oidc, refresh).',
@@ -74,7 +92,7 @@ export function createSeedMetrics(registry: Registry, sources: SeedGaugeSources 
     }),
     admissionDenied: new Counter({
       name: 'pollen_seed_admission_denied_total',
-      help: 'Enrollments refused, by reason.',
+      help: 'Refused admissions, by reason: enrollments (join-token-unknown, join-token-expired, join-token-used-up, …), registry requests without a valid token, and libp2p peers (not-presented, …).',
       labelNames: ['reason'],
       registers,
     }),

@@ -8,7 +8,8 @@ import { ContentStore } from '../content/store.js'
 import { STALE_AFTER_MS } from './constants.js'
 import type { SeedConfig } from './config.js'
 import { ManifestService } from '../content/manifest-service.js'
-import { createSeedMetrics, type SeedGaugeSources, type SeedMetrics } from './metrics.js'
+import { SEED_DENIAL_REASONS, createSeedMetrics, type SeedGaugeSources, type SeedMetrics } from './metrics.js'
+import { boundedLabel, methodLabel, remoteAnswered, requestCodeLabel, statusLabel } from '../content/metric-conventions.js'
 import { createRegistryServer } from '../content/registry-server.js'
 import { startSeedNode } from './p2p-node.js'
 import { bootstrapHandler } from './bootstrap-endpoint.js'
@@ -46,8 +47,10 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
   const store = await ContentStore.open({ dir: join(config.dataDir, 'content') }, { logger: logger.child({ component: 'store' }) })
   const gauges: SeedGaugeSources = { cacheBytes: () => store.bytes }
   const metrics = createSeedMetrics(new Registry(), gauges)
+  const denied = (reason: string): void => metrics.admissionDenied.inc({ reason: boundedLabel(reason, SEED_DENIAL_REASONS) })
   const upstreams = new Map<string, UpstreamRegistry>()
   for (const u of config.upstreams) {
+    metrics.upstreamUp.set({ registry: u.ns }, 1)
     upstreams.set(
       u.ns,
       new UpstreamRegistry(
@@ -55,7 +58,10 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
         {
           logger: logger.child({ component: 'upstream', registry: u.ns }),
           metrics: {
-            request: (registry, code) => metrics.upstreamRequests.inc({ registry, code }),
+            request: (registry, code) => {
+              metrics.upstreamRequests.inc({ registry, code: requestCodeLabel(code) })
+              metrics.upstreamUp.set({ registry }, remoteAnswered(code) && !code.startsWith('5') ? 1 : 0)
+            },
             bytes: (registry, n) => metrics.upstreamBytes.inc({ registry }, n),
           },
         },
@@ -87,7 +93,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
             oidc: c.oidc,
             logger: logger.child({ component: 'admission' }),
             onIssued: (how) => metrics.admissionIssued.inc({ how }),
-            onDenied: (reason) => metrics.admissionDenied.inc({ reason }),
+            onDenied: denied,
           },
         )
   // The fleet's bootstrap node: it presents a token of its own, and gates peers when admission is required.
@@ -95,7 +101,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
     logger,
     admission: c.admission,
     verifier: admissionRoutes?.verifier,
-    onRefused: (_peer, reason) => metrics.admissionDenied.inc({ reason }),
+    onRefused: (_peer, reason) => denied(reason),
   })
   const { node } = p2p
   const bootstrap = bootstrapHandler(node)
@@ -109,10 +115,10 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
       routes: (req, res) => bootstrap(req, res) || (admissionRoutes?.handle(req, res) ?? false),
       authorize:
         config.requireAdmission && admissionRoutes !== undefined && c.admission !== undefined
-          ? seedAuthorizer({ verifier: admissionRoutes.verifier, audit: c.admission.audit, revocations: c.admission.revocations, onDenied: (reason) => metrics.admissionDenied.inc({ reason }) })
+          ? seedAuthorizer({ verifier: admissionRoutes.verifier, audit: c.admission.audit, revocations: c.admission.revocations, onDenied: denied })
           : undefined,
       events: {
-        request: (e) => metrics.requestDuration.observe({ method: e.method, route: e.route, status: String(e.status) }, e.seconds),
+        request: (e) => metrics.requestDuration.observe({ method: methodLabel(e.method), route: e.route, status: statusLabel(e.status) }, e.seconds),
         manifestBytes: (n) => metrics.servedBytes.inc({ kind: 'manifest' }, n),
         blobBytes: (n) => metrics.servedBytes.inc({ kind: 'blob' }, n),
       },

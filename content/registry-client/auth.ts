@@ -161,7 +161,7 @@ export class UpstreamAuth {
     try {
       res = await request(url, { dispatcher: this.#c.dispatcher, method: 'GET', headers, signal })
     } catch (err) {
-      this.#c.onResponse('error')
+      this.#c.onResponse(signal.aborted ? 'timeout' : 'error')
       throw new RetryableError(new UpstreamUnavailableError(`token service of upstream ${ns} is unreachable`, { cause: err }))
     }
     this.#c.onResponse(String(res.statusCode))

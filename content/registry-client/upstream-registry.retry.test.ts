@@ -127,7 +127,7 @@ describe('UpstreamRegistry retries', () => {
     expect(err.code).toBe('UpstreamUnavailableError')
     expect(err.message).toContain('50 ms')
     expect(r.requests).toHaveLength(2)
-    expect(codes).toEqual(['error', 'error'])
+    expect(codes).toEqual(['timeout', 'timeout'])
     expect(Date.now() - started).toBeLessThan(1000)
   })
 

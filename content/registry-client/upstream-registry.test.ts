@@ -65,6 +65,22 @@ describe('UpstreamRegistry as the agent\'s client of its seed (with a bearer)', 
     cleanup.push(() => anonymous.close())
     expect((await failure(anonymous.getManifest('library/app', 'latest'))).message).toMatch(/no admission token \(is this agent enrolled\?\)/)
   })
+
+  it('keeps its admission token out of errors even when the seed echoes it', async () => {
+    const token = 'eyJhbGciOiJFZERTQSJ9.admission-token-secret.sig'
+    let status = 401
+    const seed = await startServer((_req, res) => sendOciError(res, status, status === 401 ? 'UNAUTHORIZED' : 'DENIED', `token ${token} refused`))
+    cleanup.push(() => seed.close())
+    const up = new UpstreamRegistry({ ns: seed.host, url: seed.url }, { logger, bearer: () => token, sleep: async () => {} })
+    cleanup.push(() => up.close())
+    const refused = await failure(up.getManifest('library/app', 'latest'))
+    status = 403
+    const denied = await failure(up.getManifest('library/app', 'latest'))
+    for (const err of [refused, denied]) {
+      expect(err.message).toContain('refused')
+      expectNoSecret(err, token)
+    }
+  })
 })
 
 function expectNoSecret(err: Error, ...secrets: string[]): void {

@@ -51,7 +51,7 @@ export interface UpstreamInit {
 }
 
 export interface UpstreamMetrics {
-  /** Every HTTP response (`code` is its status) and every connection failure (`code` = 'error'). */
+  /** Every HTTP response (`code` is its status), every connection failure (`code` = 'error') and every attempt that got no answer within its deadline (`code` = 'timeout'). */
   request(registry: string, code: string): void
   /** Body bytes received (blobs and manifests). */
   bytes(registry: string, n: number): void
@@ -298,7 +298,7 @@ export class UpstreamRegistry {
   #classify(err: unknown, deadline: AbortSignal): RetryableError {
     if (err instanceof RetryableError) return err
     if (deadline.aborted && err === deadline.reason) {
-      this.#count('error')
+      this.#count('timeout')
       return new RetryableError(err as PollenError)
     }
     if (err instanceof PollenError) throw err
@@ -352,7 +352,7 @@ export class UpstreamRegistry {
     let message = ''
     try {
       const first = (JSON.parse(body?.toString() ?? '') as { errors?: Array<{ message?: unknown }> }).errors?.[0]?.message
-      if (typeof first === 'string') message = `: ${first.replace(/[^\x20-\x7e]/g, '').slice(0, 200)}`
+      if (typeof first === 'string') message = `: ${this.#redact(first).replace(/[^\x20-\x7e]/g, '').slice(0, 200)}`
     } catch {
       /* not OCI error JSON */
     }
@@ -366,7 +366,14 @@ export class UpstreamRegistry {
   }
 
   #subject(kind: Subject['kind'], repo: string, ref: string): Subject {
-    return { ns: this.ns, kind, repo, ref, redact: (text) => this.#auth.redact(text) }
+    return { ns: this.ns, kind, repo, ref, redact: (text) => this.#redact(text) }
+  }
+
+  /** `text` without this client's credentials, cached tokens and bearer (the agent's admission token). */
+  #redact(text: string): string {
+    const bearer = this.#bearer?.()
+    const out = this.#auth.redact(text)
+    return bearer === undefined || bearer.length < 4 ? out : out.split(bearer).join('***')
   }
 
   #count(code: string): void {
