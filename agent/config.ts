@@ -68,6 +68,7 @@ export interface ConfigureContainerdConfig {
 
 export const AGENT_HELP = `Usage: pollen-agent [options]
        pollen-agent configure-containerd --hosts-dir DIR (--registry NAME … | --all) [options]
+       pollen-agent status [--url URL] [--json]     A running agent's state (see status --help).
 
 The Pollen agent: containerd's registry mirror on an edge node, with a verified local cache
 and the seed behind it. Without --seed it runs standalone: a caching mirror that pulls from

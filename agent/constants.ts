@@ -18,3 +18,5 @@ export const STALE_AFTER_MS = 3_000
 /** How often the agent probes its seed (`GET /healthz`) for pollen_agent_seed_up, /readyz and /v1/status. */
 export const SEED_PROBE_INTERVAL_MS = 10_000
 export const SEED_PROBE_TIMEOUT_MS = 3_000
+/** `pollen-agent status`: how long it waits for the agent's answer. */
+export const STATUS_TIMEOUT_MS = 5_000

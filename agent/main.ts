@@ -18,6 +18,11 @@ import { LOG_OPTIONS } from '../content/log-options.js'
 
 /** The agent's composition root: the only place that reads argv, env and files. */
 async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'status') {
+    const { statusCommand } = await import('./status-command.js')
+    process.exitCode = await statusCommand(argv.slice(1), { stdout: process.stdout, stderr: process.stderr, readFile: (path) => readFile(path, 'utf8') })
+    return
+  }
   if (argv[0] === 'configure-containerd') {
     const sources = await readSourcesOrExit(argv.slice(1))
     const config = parseOrExit(() => parseConfigureArgs(argv.slice(1), sources))
