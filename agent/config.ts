@@ -41,6 +41,8 @@ export interface AgentConfig {
   mirrorTokenFile?: string
   /** Options set by the environment or the config file, for naming them in errors (keyLabel). */
   origins?: Origins
+  /** Lines for main.ts to print: POLLEN_* variables that name no option and were ignored. */
+  configWarnings?: string[]
 }
 
 /** Shortest `--revocation-poll` accepted. */
@@ -194,13 +196,13 @@ function merge(options: NonNullable<ParseArgsConfig['options']>, flags: Values, 
   // POLLEN_JOIN_TOKEN is environment: it wins over a join-token-file from the config file.
   if (merged.origins?.['join-token-file']?.kind === 'file' && (sources.env?.POLLEN_JOIN_TOKEN?.trim() ?? '') !== '') {
     const { 'join-token-file': _dropped, ...origins } = merged.origins
-    return { values: { ...merged.values, 'join-token-file': undefined }, origins: Object.keys(origins).length === 0 ? undefined : origins }
+    return { values: { ...merged.values, 'join-token-file': undefined }, origins: Object.keys(origins).length === 0 ? undefined : origins, warnings: merged.warnings }
   }
   return merged
 }
 
 function buildAgentConfig(merged: Merged<Values>): AgentConfig {
-  return { ...withOrigins(merged, agentConfig), origins: merged.origins }
+  return { ...withOrigins(merged, agentConfig), origins: merged.origins, configWarnings: merged.warnings }
 }
 
 function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>): Values {

@@ -27,6 +27,7 @@ async function main(argv: string[]): Promise<void> {
     const sources = await readSourcesOrExit(argv.slice(1))
     const config = parseOrExit(() => parseConfigureArgs(argv.slice(1), sources))
     if (config === 'help') return void process.stdout.write(AGENT_HELP)
+    for (const line of config.agent.configWarnings ?? []) process.stderr.write(`pollen-agent: warning: ${line}\n`)
     const mirrorToken = await readMirrorTokenOrExit(config.agent)
     const results = await writeHostsFiles(config.hostsDir, config.all ? ['_default'] : config.registries, mirrorUrl(config.agent.listen), { mirrorToken })
     for (const r of results) process.stdout.write(`${r.action} ${r.path}${r.backup === undefined ? '' : ` (previous file kept as ${r.backup})`}\n`)
@@ -36,6 +37,7 @@ async function main(argv: string[]): Promise<void> {
   const config = parseOrExit(() => parseAgentArgs(argv, sources))
   if (config === 'help') return void process.stdout.write(AGENT_HELP)
   const logger = pino({ level: config.logLevel, base: { service: 'pollen-agent' }, ...LOG_OPTIONS })
+  for (const line of config.configWarnings ?? []) logger.warn(line)
   const credentials = config.seed === undefined ? await standaloneCredentials(logger) : new Map<string, UpstreamCredentials>()
   let joinToken = process.env.POLLEN_JOIN_TOKEN?.trim()
   if (config.joinTokenFile !== undefined) {

@@ -12,7 +12,9 @@ import { ConfigError } from './config-values.js'
  * - Environment variables are `POLLEN_` + the name in upper snake case (POLLEN_CACHE_SIZE);
  *   a repeatable option's values are separated by commas; an empty variable counts as unset.
  * - A repeatable option's list comes whole from the one source that wins, never mixed.
- * - Unknown keys and unknown POLLEN_* variables are errors, so that a typo is never ignored.
+ * - An unknown key in the file is an error, so that a typo is never ignored. An unknown POLLEN_*
+ *   variable is only a warning (with the nearest option's name): an environment is shared with
+ *   other programs, and Kubernetes adds POLLEN_SEED_SERVICE_HOST and the like for a Service.
  */
 
 export type OptionTable = NonNullable<ParseArgsConfig['options']>
@@ -45,6 +47,8 @@ export interface SourceRules {
 export interface Merged<V> {
   values: V
   origins: Origins
+  /** One line for each POLLEN_* variable that names no option (ignored). */
+  warnings: string[]
 }
 
 /** Largest configuration file accepted. */
@@ -101,7 +105,8 @@ export function configFilePath(argv: readonly string[], env: Readonly<Record<str
 export function mergeSources<V extends Record<string, unknown>>(options: OptionTable, flags: V, sources: ConfigSources, rules: SourceRules = {}): Merged<V> {
   const flagOnly = new Set([...ALWAYS_FLAG_ONLY, ...(rules.flagOnly ?? [])])
   const settable = Object.keys(options).filter((k) => !flagOnly.has(k))
-  const fromEnv = envLayer(options, settable, flagOnly, sources.env ?? {}, new Set([CONFIG_ENV, ...(rules.otherEnv ?? [])]))
+  const warnings: string[] = []
+  const fromEnv = envLayer(options, settable, flagOnly, sources.env ?? {}, new Set([CONFIG_ENV, ...(rules.otherEnv ?? [])]), warnings)
   const fromFile = sources.file === undefined ? new Map<string, Layered>() : fileLayer(options, settable, flagOnly, sources.file)
   const values: Record<string, unknown> = { ...flags }
   const origins: Record<string, Origin> = {}
@@ -112,7 +117,7 @@ export function mergeSources<V extends Record<string, unknown>>(options: OptionT
     values[key] = layered.value
     origins[key] = layered.origin
   }
-  return { values: values as V, origins: Object.keys(origins).length === 0 ? undefined : origins }
+  return { values: values as V, origins: Object.keys(origins).length === 0 ? undefined : origins, warnings }
 }
 
 /**
@@ -135,7 +140,14 @@ interface Layered {
   origin: Origin
 }
 
-function envLayer(options: OptionTable, settable: string[], flagOnly: Set<string>, env: Readonly<Record<string, string | undefined>>, otherEnv: Set<string>): Map<string, Layered> {
+function envLayer(
+  options: OptionTable,
+  settable: string[],
+  flagOnly: Set<string>,
+  env: Readonly<Record<string, string | undefined>>,
+  otherEnv: Set<string>,
+  warnings: string[],
+): Map<string, Layered> {
   const byName = new Map(settable.map((k) => [envName(k), k]))
   const layer = new Map<string, Layered>()
   for (const [name, raw] of Object.entries(env)) {
@@ -145,7 +157,8 @@ function envLayer(options: OptionTable, settable: string[], flagOnly: Set<string
       const flag = [...flagOnly].find((k) => envName(k) === name)
       if (flag !== undefined) throw new ConfigError(flag, `--${flag} can only be given on the command line`, name)
       const near = closest(name.slice('POLLEN_'.length).toLowerCase().replaceAll('_', '-'), settable)
-      throw new ConfigError(name, `no option has this name${near === undefined ? '' : ` (did you mean ${envName(near)}?)`}`, name)
+      warnings.push(`ignoring ${name}: no option has this name${near === undefined ? '' : ` (did you mean ${envName(near)}?)`}`)
+      continue
     }
     const text = raw?.trim() ?? ''
     if (text === '') continue

@@ -48,6 +48,8 @@ export interface SeedConfig {
   oidc?: OidcConfig
   /** Options set by the environment or the config file, for naming them in errors (keyLabel). */
   origins?: Origins
+  /** Lines for main.ts to print: POLLEN_* variables that name no option and were ignored. */
+  configWarnings?: string[]
 }
 
 export interface OidcConfig {
@@ -216,7 +218,7 @@ export function parseSeedArgs(argv: string[], sources: ConfigSources = {}): Seed
   const { values: flags } = parse(argv, SERVE_OPTIONS, false)
   if (flags.help === true) return 'help'
   const merged = mergeSources(SERVE_OPTIONS, flags, sources)
-  return { ...withOrigins(merged, seedConfig), origins: merged.origins }
+  return { ...withOrigins(merged, seedConfig), origins: merged.origins, configWarnings: merged.warnings }
 }
 
 function seedConfig(values: ServeValues): SeedConfig {

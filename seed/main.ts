@@ -45,6 +45,7 @@ async function main(argv: string[]): Promise<void> {
 
 async function serve(config: SeedConfig): Promise<void> {
   const logger = pino({ level: config.logLevel, base: { service: 'pollen-seed' }, ...LOG_OPTIONS })
+  for (const line of config.configWarnings ?? []) logger.warn(line)
   let credentials = new Map<string, { username: string; password: string }>()
   if (config.credentialsFile !== undefined) {
     try {
