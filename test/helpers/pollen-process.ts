@@ -58,13 +58,13 @@ export interface PollenProcess {
  * Runs the built `pollen-seed` (dist/seed/main.js) as a child process on free loopback ports
  * with the given extra flags, and resolves once it logged that it is listening.
  */
-export async function startSeedProcess(args: string[]): Promise<SeedProcess> {
+export async function startSeedProcess(args: string[], options: SpawnOptions = {}): Promise<SeedProcess> {
   const p2p = args.includes('--p2p-listen') ? [] : ['--p2p-listen', '/ip4/127.0.0.1/tcp/0']
   const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0']
   const dataAt = args.indexOf('--data')
   if (dataAt < 0 || args[dataAt + 1] === undefined) throw new TypeError('startSeedProcess needs --data DIR')
   const dataDir = args[dataAt + 1]!
-  const seed = await startPollenProcess('seed', [...listen, ...p2p, '--metrics-listen', '127.0.0.1:0', ...args])
+  const seed = await startPollenProcess('seed', [...listen, ...p2p, '--metrics-listen', '127.0.0.1:0', ...args], options)
   let made = 0
   const createJoinToken = async (options: JoinTokenOptions = {}): Promise<string> => {
     const scopes = (options.scope ?? ['**']).flatMap((s) => ['--scope', s])
@@ -101,15 +101,21 @@ export async function startSeedProcess(args: string[]): Promise<SeedProcess> {
  * Runs the built `pollen-agent` with the given flags (`--listen` defaults to a free loopback
  * port when not given), and resolves once it logged that it is listening.
  */
-export function startAgentProcess(args: string[]): Promise<AgentProcess> {
+export function startAgentProcess(args: string[], options: SpawnOptions = {}): Promise<AgentProcess> {
   const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0']
   const p2p = args.includes('--p2p-listen') ? [] : ['--p2p-listen', '/ip4/127.0.0.1/tcp/0']
-  return startPollenProcess('agent', [...listen, ...p2p, '--metrics-listen', '127.0.0.1:0', ...args])
+  return startPollenProcess('agent', [...listen, ...p2p, '--metrics-listen', '127.0.0.1:0', ...args], options)
+}
+
+export interface SpawnOptions {
+  /** Command the process runs under, e.g. `['ip', 'netns', 'exec', 'ns1']`; the pid is then the prefix's unless it execs. */
+  prefix?: string[]
 }
 
 /** Runs `pollen-<which>` with exactly `args` and resolves once it logged that it is listening. */
-export async function startPollenProcess(which: 'seed' | 'agent', args: string[]): Promise<PollenProcess> {
-  const child = spawn(process.execPath, [MAIN[which], ...args], {
+export async function startPollenProcess(which: 'seed' | 'agent', args: string[], options: SpawnOptions = {}): Promise<PollenProcess> {
+  const [command, ...prefixArgs] = [...(options.prefix ?? []), process.execPath]
+  const child = spawn(command!, [...prefixArgs, MAIN[which], ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const logs: Array<Record<string, unknown>> = []

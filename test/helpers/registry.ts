@@ -45,12 +45,18 @@ export interface RegistryOptions {
   logLevel?: 'error' | 'warn' | 'info' | 'debug'
   /** How long to wait for `GET /v2/` to answer; default 20 s. */
   readyTimeoutMs?: number
+  /** Address to listen on; default 127.0.0.1. It must be reachable from this process for the readiness probe. */
+  listenHost?: string
+  /** Port to listen on; default a free port on 127.0.0.1 (retried if taken meanwhile). */
+  port?: number
+  /** Command the registry runs under, e.g. `['ip', 'netns', 'exec', 'ns1']`; default none. */
+  prefix?: string[]
 }
 
 export interface RunningRegistry {
-  /** `http://127.0.0.1:PORT`, no trailing slash. */
+  /** `http://127.0.0.1:PORT` (or the `listenHost`), no trailing slash. */
   url: string
-  /** `127.0.0.1:PORT`, the form used in image references. */
+  /** `127.0.0.1:PORT` (or the `listenHost`), the form used in image references. */
   host: string
   port: number
   /** Fresh temp dir holding config, storage, htpasswd and the log; removed by stop(). */
@@ -95,8 +101,8 @@ class RegistryStartError extends Error {
 
 async function startOnce(opts: RegistryOptions): Promise<RunningRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'pollen-registry-'))
-  const port = await freePort(HOST)
-  const host = `${HOST}:${port}`
+  const port = opts.port ?? (await freePort(HOST))
+  const host = `${opts.listenHost ?? HOST}:${port}`
   const url = `http://${host}`
   const logPath = join(dir, 'registry.log')
   const configPath = join(dir, 'config.yml')
@@ -110,7 +116,8 @@ async function startOnce(opts: RegistryOptions): Promise<RunningRegistry> {
     await writeFile(configPath, registryConfig({ opts, dir, host, htpasswdPath }))
     const log = await open(logPath, 'a')
     try {
-      child = spawn(opts.binary ?? 'docker-registry', ['serve', configPath], {
+      const [command, ...prefixArgs] = [...(opts.prefix ?? []), opts.binary ?? 'docker-registry']
+      child = spawn(command!, [...prefixArgs, 'serve', configPath], {
         stdio: ['ignore', log.fd, log.fd],
         env: scrubbedEnv(),
       })
