@@ -202,7 +202,7 @@ function merge(options: NonNullable<ParseArgsConfig['options']>, flags: Values, 
 }
 
 function buildAgentConfig(merged: Merged<Values>): AgentConfig {
-  return { ...withOrigins(merged, agentConfig), origins: merged.origins, configWarnings: merged.warnings }
+  return { ...withOrigins(merged, agentConfig), origins: merged.origins, ...(merged.warnings.length === 0 ? {} : { configWarnings: merged.warnings }) }
 }
 
 function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>): Values {

@@ -218,7 +218,7 @@ export function parseSeedArgs(argv: string[], sources: ConfigSources = {}): Seed
   const { values: flags } = parse(argv, SERVE_OPTIONS, false)
   if (flags.help === true) return 'help'
   const merged = mergeSources(SERVE_OPTIONS, flags, sources)
-  return { ...withOrigins(merged, seedConfig), origins: merged.origins, configWarnings: merged.warnings }
+  return { ...withOrigins(merged, seedConfig), origins: merged.origins, ...(merged.warnings.length === 0 ? {} : { configWarnings: merged.warnings }) }
 }
 
 function seedConfig(values: ServeValues): SeedConfig {
