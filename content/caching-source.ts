@@ -5,7 +5,7 @@ import { repositoryKey } from '../protocol/reference.js'
 import { raceAbort } from './abort.js'
 import type { BlobInfo, BlobSource, OpenOptions, OpenedBlob } from './blob-source.js'
 import { Fill } from './fill.js'
-import type { ContentStore } from './store.js'
+import type { BlobFile, ContentStore } from './store.js'
 
 export interface CachingSourceInit {
   maxResumes?: number
@@ -31,6 +31,8 @@ export interface BlobHandle extends BlobInfo {
   source?: string
   /** Bytes [start, end] inclusive. Fails with the fill's error if the fill fails. */
   read(start: number, end: number): Promise<Readable>
+  /** For a committed blob: its file, for positional reads without a stream (see ContentStore.openFile). */
+  openFile?(): Promise<BlobFile>
 }
 
 /**
@@ -83,6 +85,7 @@ export class CachingSource implements BlobSource {
         mediaType: record.mediaType,
         cached: true,
         read: (start, end) => store.createReadStream(digest, { start, end }),
+        openFile: () => store.openFile(digest),
       }
     }
     const fill = this.#fills.get(digest.value) ?? this.#startFill(digest, options)

@@ -18,3 +18,7 @@ export const BLOB_OPEN_DEADLINE_MS = 60_000
 export const DEFAULT_HIGH_WATERMARK = 0.85
 /** …and stops below this one. */
 export const DEFAULT_LOW_WATERMARK = 0.7
+/** Chunk size of the cache-hit HTTP path (content/file-response.ts)… */
+export const SEND_CHUNK_BYTES = 4 * 1024 * 1024
+/** …and how many such buffers one response cycles through. */
+export const SEND_BUFFERS = 3

@@ -4,6 +4,7 @@ import { toOciError } from '../protocol/oci-errors.js'
 import { contentRange, parseRange } from '../protocol/range.js'
 import { RangeNotSatisfiableError } from '../protocol/errors.js'
 import type { BlobHandle } from './caching-source.js'
+import { sendFileRange } from './file-response.js'
 
 /**
  * The HTTP edge that agent and seed share: OCI error bodies and blob responses with Range.
@@ -54,6 +55,13 @@ export async function sendBlob(req: IncomingMessage, res: ServerResponse, handle
     res.writeHead(status, headers)
     res.end()
     return { status, bytes: 0 }
+  }
+  if (handle.openFile !== undefined) {
+    // A committed blob: positional reads into reused buffers, no stream machinery.
+    const file = await handle.openFile()
+    res.writeHead(status, headers)
+    await sendFileRange(res, file, start, end)
+    return { status, bytes: length }
   }
   const body = await handle.read(start, end)
   res.writeHead(status, headers)

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { createReadStream, type ReadStream } from 'node:fs'
-import { mkdir, open, readdir, rename, rm, stat, unlink, access, constants as fsConstants } from 'node:fs/promises'
+import { mkdir, open, readdir, type FileHandle, rename, rm, stat, unlink, access, constants as fsConstants } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
 import type { Logger } from 'pino'
@@ -18,6 +18,12 @@ export interface BlobRecord {
   lastAccess: number
   /** `ns/name` of every repository the blob was seen in. */
   repositories: string[]
+}
+
+/** A committed blob's open file, pinned until closed; `close` may be called more than once. */
+export interface BlobFile {
+  handle: FileHandle
+  close(): Promise<void>
 }
 
 export interface StoreInit {
@@ -113,6 +119,25 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
     stream.once('close', unpin)
     void this.touch(digest)
     return stream
+  }
+
+  /**
+   * Opens a committed blob's file for positional reads (the zero-allocation serving path).
+   * The blob is pinned against eviction until `close()`. Throws BlobUnknownError when the
+   * store does not hold it.
+   */
+  async openFile(digest: Digest): Promise<BlobFile> {
+    const handle = await open(this.blobPath(digest), 'r').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new BlobUnknownError(digest.value)
+      throw err
+    })
+    const unpin = this.pin(digest)
+    void this.touch(digest)
+    let closing: Promise<void> | undefined
+    return {
+      handle,
+      close: () => (closing ??= handle.close().finally(unpin)),
+    }
   }
 
   /** Marks a blob as in use, so that eviction skips it. Returns the release function. */
