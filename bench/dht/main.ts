@@ -12,7 +12,7 @@
  * nodes' handlers; the event-loop delay over the measurement is printed beside it.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { availableParallelism, cpus } from 'node:os'
+import { availableParallelism, cpus, loadavg } from 'node:os'
 import { dirname } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
@@ -48,7 +48,7 @@ const mean = (values: number[]): number => (values.length === 0 ? 0 : values.red
 
 async function main(nodes: number, cids: number, jsonPath: string): Promise<void> {
   say(`DHT bench: ${nodes} nodes in one process on loopback, ${cids} CIDs; protocol ${DEFAULT_DHT_PROTOCOL}; no admission gating`)
-  say(`machine: ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown'}); estimated ~${Math.ceil(estimateDhtSeconds(nodes, cids))} s`)
+  say(`machine: ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown'}), load average ${loadavg()[0]!.toFixed(1)}; estimated ~${Math.ceil(estimateDhtSeconds(nodes, cids))} s`)
   const swarm = await startSwarm(nodes)
   try {
     say(`started ${nodes} nodes in ${swarm.startSeconds.toFixed(1)} s; letting the routing tables fill…`)
@@ -79,7 +79,7 @@ async function main(nodes: number, cids: number, jsonPath: string): Promise<void
     const results: DhtResults = {
       bench: 'dht',
       writtenAt: new Date().toISOString(),
-      machine: { cores: availableParallelism(), cpu: cpus()[0]?.model, node: process.version },
+      machine: { cores: availableParallelism(), cpu: cpus()[0]?.model, node: process.version, loadAverage: loadavg()[0]! },
       config: { nodes, cids, processes: 1, gating: false, protocol: DEFAULT_DHT_PROTOCOL, bootstrap: 'node 0 (the seed); every other node bootstraps from it' },
       settle: { seconds: settled.seconds, timedOut: settled.timedOut, startSeconds: swarm.startSeconds, routingTables: settled.routingTables, connections: settled.connections, routingTablesAfter: after.routingTables },
       provide: {
@@ -127,6 +127,8 @@ function bottlenecks(r: DhtResults): string[] {
   if (r.config.nodes - 1 <= cap) {
     out.push(`With ${r.config.nodes} nodes every routing table can hold every peer (kad-dht 16's table holds up to ${cap}), so lookups are essentially one hop here; multi-hop behaviour at 10,000 nodes is the projection's model, not a measurement.`)
   }
+  const load = r.machine.loadAverage
+  if (load !== undefined && load >= 0.75 * r.machine.cores) out.push(`The machine was busy: load average ${load.toFixed(1)} on ${r.machine.cores} cores at the end of the measurement (other work included); the latencies are pessimistic, rerun on a quiet machine.`)
   if (r.eventLoopDelayMs.p99 >= 20) out.push(`All ${r.config.nodes} nodes share one event loop: its p99 delay was ${r.eventLoopDelayMs.p99.toFixed(0)} ms during the measurement, which the latencies include.`)
   const resp = r.findComplete.responses.mean
   if (resp >= 0.5 * (r.config.nodes - 1)) out.push(`A complete lookup of a key with one provider asked ${resp.toFixed(0)} of the ${r.config.nodes - 1} other nodes on average: kad-dht runs ${r.projection.parameters.disjointPaths} disjoint paths of ALPHA = ${r.projection.parameters.alpha} and keeps going until K = ${r.projection.parameters.k} providers or no closer peers, so 'complete' costs messages; the agent stops at the first providers it needs.`)

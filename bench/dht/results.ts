@@ -24,7 +24,8 @@ export interface DhtTarget {
 export interface DhtResults {
   bench: 'dht'
   writtenAt: string
-  machine: { cores: number; cpu?: string; node: string }
+  /** loadAverage: the 1-minute load average when the measurement ended (everything on the machine). */
+  machine: { cores: number; cpu?: string; node: string; loadAverage?: number }
   config: { nodes: number; cids: number; processes: number; gating: boolean; protocol: string; bootstrap: string }
   settle: { seconds: number; timedOut: boolean; startSeconds: number; routingTables: Spread; connections: Spread; routingTablesAfter: Spread }
   provide: { ms: Pct; incomplete: number; stored: Pct; lookupResponses: Pct & { mean: number }; hops: Pct; errors: number }
