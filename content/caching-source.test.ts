@@ -31,11 +31,21 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
+/** Set per run of the suite below: every fill hashed inline, or every fill hashed on a worker thread. */
+let hashing: { offThreadHashBytes?: number } = {}
+
 function setup(source: BlobSource, init = {}) {
-  return new CachingSource({ idleTimeoutMs: 2000, ...init }, { store, source, logger })
+  return new CachingSource({ idleTimeoutMs: 2000, ...hashing, ...init }, { store, source, logger })
 }
 
-describe('CachingSource', () => {
+describe.each([
+  ['inline', {}],
+  ['on a worker thread', { offThreadHashBytes: 0 }],
+])('CachingSource, hashing %s', (_name, init) => {
+  beforeEach(() => {
+    hashing = init
+  })
+
   it('makes one fetch for N concurrent readers of a missing blob, and each gets every byte', async () => {
     const bytes = randomBytes(3 * 1024 * 1024 + 17)
     const d = digestOf(bytes)

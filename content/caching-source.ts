@@ -10,6 +10,8 @@ import type { BlobFile, ContentStore } from './store.js'
 export interface CachingSourceInit {
   maxResumes?: number
   idleTimeoutMs?: number
+  /** Fills of blobs at least this large hash on a worker thread (see FillInit). */
+  offThreadHashBytes?: number
 }
 
 export interface CachingSourceComponents {
@@ -102,7 +104,7 @@ export class CachingSource implements BlobSource {
 
   #startFill(digest: Digest, options: OpenOptions): Fill {
     const fill = new Fill(
-      { digest, repository: options.repository, maxResumes: this.#init.maxResumes, idleTimeoutMs: this.#init.idleTimeoutMs },
+      { digest, repository: options.repository, maxResumes: this.#init.maxResumes, idleTimeoutMs: this.#init.idleTimeoutMs, offThreadHashBytes: this.#init.offThreadHashBytes },
       { store: this.#c.store, source: this.#c.source, logger: this.#c.logger, onMismatch: this.#c.onMismatch },
     )
     this.#fills.set(digest.value, fill)

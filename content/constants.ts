@@ -22,3 +22,5 @@ export const DEFAULT_LOW_WATERMARK = 0.7
 export const SEND_CHUNK_BYTES = 4 * 1024 * 1024
 /** …and how many such buffers one response cycles through. */
 export const SEND_BUFFERS = 3
+/** A fill of a blob at least this large hashes it on a worker thread, off the network's thread (content/file-digester.ts). */
+export const DEFAULT_OFF_THREAD_HASH_BYTES = 16 * 1024 * 1024

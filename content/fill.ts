@@ -6,8 +6,9 @@ import type { Digest } from '../protocol/digest.js'
 import { DigestVerifier } from '../protocol/digest-verifier.js'
 import { DigestMismatchError, PollenError, SizeMismatchError } from '../protocol/errors.js'
 import type { BlobInfo, BlobSource } from './blob-source.js'
-import { DEFAULT_FILL_IDLE_TIMEOUT_MS, DEFAULT_FILL_RESUMES, READ_CHUNK_BYTES } from './constants.js'
+import { DEFAULT_FILL_IDLE_TIMEOUT_MS, DEFAULT_FILL_RESUMES, DEFAULT_OFF_THREAD_HASH_BYTES, READ_CHUNK_BYTES } from './constants.js'
 import { FileAppender } from './file-appender.js'
+import { FileDigester } from './file-digester.js'
 import { asStoreError, type BlobRecord, type ContentStore } from './store.js'
 import type { Repository } from '../protocol/reference.js'
 import { repositoryKey } from '../protocol/reference.js'
@@ -20,6 +21,8 @@ export interface FillInit {
   maxResumes?: number
   /** A source silent for this long is treated as broken. */
   idleTimeoutMs?: number
+  /** Blobs of at least this size are hashed on a worker thread (default DEFAULT_OFF_THREAD_HASH_BYTES). */
+  offThreadHashBytes?: number
 }
 
 export interface FillComponents {
@@ -125,7 +128,7 @@ export class Fill extends EventEmitter {
     for (let restarts = 0; ; restarts++) {
       const verifier = await this.#download(this.#handle, resolveReady)
       try {
-        verifier.verify()
+        await verifier.verify()
         break
       } catch (err) {
         if (!(err instanceof DigestMismatchError)) throw err
@@ -150,17 +153,51 @@ export class Fill extends EventEmitter {
 
   /**
    * Downloads every byte into the temp file from offset 0, resuming at the byte received
-   * when a source breaks. Returns the verifier, fed with every byte, for the caller to check.
+   * when a source breaks. Returns the check of every byte against the digest, for the caller
+   * to run: a blob of at least `offThreadHashBytes` is hashed from the file by a worker thread
+   * (FileDigester), a smaller one inline as it arrives.
    */
-  async #download(handle: FileHandle, resolveReady: (info: BlobInfo) => void): Promise<DigestVerifier> {
+  async #download(handle: FileHandle, resolveReady: (info: BlobInfo) => void): Promise<{ verify(): Promise<void> }> {
     const { source, logger } = this.#c
     const maxResumes = this.#init.maxResumes ?? DEFAULT_FILL_RESUMES
     const idleMs = this.#init.idleTimeoutMs ?? DEFAULT_FILL_IDLE_TIMEOUT_MS
-    const verifier = new DigestVerifier(this.digest)
+    const offThread = this.#init.offThreadHashBytes ?? DEFAULT_OFF_THREAD_HASH_BYTES
+    let inline: DigestVerifier | undefined
+    let digester: FileDigester | undefined
     const appender = new FileAppender(handle, 0, (total) => {
       this.written = total
+      digester?.advance(total)
       this.emit('progress')
     })
+    try {
+      const received = await this.#receive(appender, (size) => {
+        if (inline === undefined && digester === undefined) {
+          if (size >= offThread) digester = new FileDigester(this.#temp, this.digest)
+          else inline = new DigestVerifier(this.digest)
+        }
+        return inline
+      }, source, logger, maxResumes, idleMs, resolveReady)
+      await appender.drain()
+      const checker = digester
+      const verifier = inline
+      if (checker !== undefined) return { verify: () => checker.verify(received) }
+      return { verify: async () => verifier!.verify() }
+    } catch (err) {
+      digester?.close()
+      throw err
+    }
+  }
+
+  /** The receive loop of #download; `start(size)` is called on each open and returns the inline verifier, if any. Returns the bytes received. */
+  async #receive(
+    appender: FileAppender,
+    start: (size: number) => DigestVerifier | undefined,
+    source: BlobSource,
+    logger: Logger,
+    maxResumes: number,
+    idleMs: number,
+    resolveReady: (info: BlobInfo) => void,
+  ): Promise<number> {
     /** Bytes received and hashed; ahead of `written` by what is queued for the disk. */
     let received = 0
     let failures = 0
@@ -175,7 +212,9 @@ export class Fill extends EventEmitter {
           this.size = opened.size
           this.#mediaType ??= opened.mediaType
           resolveReady({ digest: this.digest.value, size: opened.size, mediaType: this.#mediaType })
-        } else if (opened.size !== this.size) {
+        }
+        const verifier = start(this.size)
+        if (opened.size !== this.size) {
           opened.stream.destroy()
           throw new SizeMismatchError(this.size, opened.size)
         }
@@ -185,7 +224,7 @@ export class Fill extends EventEmitter {
             opened.stream.destroy()
             throw new SizeMismatchError(this.size, received + chunk.byteLength)
           }
-          verifier.update(chunk)
+          verifier?.update(chunk)
           received += chunk.byteLength
           await appender.append(chunk)
         }
@@ -200,8 +239,7 @@ export class Fill extends EventEmitter {
         clearTimeout(idle)
       }
     }
-    await appender.drain()
-    return verifier
+    return received
   }
 
   #settle(): void {

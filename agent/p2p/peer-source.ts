@@ -249,7 +249,11 @@ export class PeerSource implements BlobSource {
   #watch(attempt: Attempt, digest: Digest): Readable {
     const stallMs = this.#init.stallTimeoutMs
     const watched = new Transform({
-      highWaterMark: 1024 * 1024,
+      // Chunks pass one by one: a byte-mode readable side would join everything buffered
+      // into a new Buffer on each read() of the consumer's async iterator (a copy per byte).
+      readableObjectMode: true,
+      readableHighWaterMark: 16,
+      writableHighWaterMark: 1024 * 1024,
       transform(chunk: Buffer, _enc, callback) {
         timer.refresh()
         callback(null, chunk)

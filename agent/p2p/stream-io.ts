@@ -15,10 +15,6 @@ export class StreamClosedError extends PollenError {
   }
 }
 
-function bytesOf(data: Uint8Array | Uint8ArrayList): Uint8Array {
-  return data instanceof Uint8Array ? data : data.subarray()
-}
-
 /**
  * A Node Readable over a libp2p stream's incoming bytes, with backpressure: when the
  * Readable's buffer is full the stream is paused (so yamux stops granting window), and
@@ -40,7 +36,11 @@ export function readableOf(stream: Stream): Readable {
     },
   })
   const onMessage = (evt: { data: Uint8Array | Uint8ArrayList }): void => {
-    if (!readable.push(bytesOf(evt.data))) {
+    // A list is pushed buffer by buffer: flattening it (subarray()) would copy every byte.
+    let more = true
+    if (evt.data instanceof Uint8Array) more = readable.push(evt.data)
+    else for (const buf of evt.data) more = readable.push(buf)
+    if (!more) {
       // A pause issued during resume()'s synchronous delivery is undone; defer it.
       queueMicrotask(() => {
         if (readable.readableLength >= READABLE_HIGH_WATER) stream.pause()
