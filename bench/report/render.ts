@@ -243,7 +243,7 @@ function dhtSection(suite: SuiteRun, d: DhtJson | undefined, run: PartRun | unde
   const rt = d.settle.routingTables
   out.push(
     '',
-    `${d.config.nodes} real libp2p nodes (createPollenNode, kad-dht ${d.config.protocol}, no admission gating) in ${d.config.processes} process on loopback; ${d.config.bootstrap}. ${d.config.cids} random CIDs (CIDv1 raw, sha256), each provided by a random node and looked up by another. Routing tables ${rt.min}/${rt.median}/${rt.max} peers (min/median/max) after ${d.settle.seconds.toFixed(0)} s; event-loop delay during the measurement p50 ${d.eventLoopDelayMs.p50.toFixed(1)} ms, p99 ${d.eventLoopDelayMs.p99.toFixed(1)} ms.`,
+    `${d.config.nodes} real libp2p nodes (createPollenNode, kad-dht ${d.config.protocol}, no admission gating) in ${d.config.processes} process(es) on loopback; ${d.config.bootstrap}. ${d.config.cids} random CIDs (CIDv1 raw, sha256), each provided by a random node and looked up by another. Routing tables ${rt.min}/${rt.median}/${rt.max} peers (min/median/max) after ${d.settle.seconds.toFixed(0)} s; event-loop delay during the measurement p50 ${d.eventLoopDelayMs.p50.toFixed(1)} ms, p99 ${d.eventLoopDelayMs.p99.toFixed(1)} ms.`,
     '',
     '| measure | p50 ms | p99 ms | max ms | messages per query (mean) | hops p50 / p99 |',
     '|---|---|---|---|---|---|',
