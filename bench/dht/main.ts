@@ -20,7 +20,7 @@ import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
 import { DEFAULT_DHT_PROTOCOL } from '../../content/p2p/node.js'
 import { percentile, randomDigest, type FindSample, type ProvideSample } from './lookups.js'
-import { project } from './projection.js'
+import { DEFAULT_ASSUMPTIONS, project } from './projection.js'
 import { settle, spread, startSwarm } from './swarm.js'
 import { dhtTargets, estimateDhtSeconds, type DhtResults } from './results.js'
 
@@ -32,6 +32,8 @@ const USAGE = `npm run bench:dht -- [--nodes N] [--cids N] [--procs N] [--json P
   --verbose    one line per provide and lookup`
 const SETTLE_TIMEOUT_MS = 120_000
 const SETTLE_STABLE_MS = 10_000
+/** Lookups of the Monte-Carlo model at each size (~13 s at 10,000 nodes on this machine). */
+const SIM_LOOKUPS = 100
 /** Settled means every table holds at least half of min(K, N − 1) peers. */
 const K = 20
 
@@ -118,7 +120,7 @@ async function main(nodes: number, cids: number, procs: number, jsonPath: string
       eventLoopDelayMs: delay,
       targets: [],
       bottlenecks: [],
-      projection: await project(),
+      projection: await project(DEFAULT_ASSUMPTIONS, { benchNodes: nodes, lookups: SIM_LOOKUPS }),
     }
     results.targets = dhtTargets(results)
     results.bottlenecks = bottlenecks(results)
@@ -137,6 +139,10 @@ function bottlenecks(r: DhtResults): string[] {
   const cap = r.projection.lookupHops.tableCapacity
   if (r.config.nodes - 1 <= cap) {
     out.push(`With ${r.config.nodes} nodes every routing table can hold every peer (kad-dht 16's table holds up to ${cap}), so lookups are essentially one hop here; multi-hop behaviour at 10,000 nodes is the projection's model, not a measurement.`)
+  }
+  const rt = r.settle.routingTables
+  if (r.settle.timedOut || rt.min === 0) {
+    out.push(`The routing tables had not filled when the measurement began (${rt.min}/${rt.median}/${rt.max} peers min/median/max after ${r.settle.seconds.toFixed(0)} s${r.settle.timedOut ? ', settle timed out' : ''}; ${r.settle.routingTablesAfter.min}/${r.settle.routingTablesAfter.median}/${r.settle.routingTablesAfter.max} at the end). kad-dht adds a peer only after identify and a ping within ${2} s succeed, so a loaded machine leaves tables thin${rt.min === 0 ? '; a node with a connection (to the seed) but an empty table is never re-bootstrapped, because createPollenNode re-bootstraps only when no peer is connected, and its queries wait for a first table entry until their deadline' : ''}.`)
   }
   const load = r.machine.loadAverage
   if (load !== undefined && load >= 0.75 * r.machine.cores) out.push(`The machine was busy: load average ${load.toFixed(1)} on ${r.machine.cores} cores at the end of the measurement (other work included); the latencies are pessimistic, rerun on a quiet machine.`)

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { simulateLookups, type SimResult } from './simulate.js'
 
 export interface KadParameters {
   /** Replication and bucket size (constants.js K, routing-table KBUCKET_SIZE). */
@@ -41,6 +42,8 @@ export interface Projection {
   messageBytes: { addProvider: number; findNodeRequest: number; findNodeResponse: number }
   lookupHops: { classic: number; kadDht: number; tableCapacity: number }
   lookupMessages: number
+  /** The Monte-Carlo model (simulate.ts) at the bench's size, to check it against the measurement, and at N. */
+  simulation?: { atBenchSize: SimResult; atN: SimResult }
   providerRecords: { perNode: number; storeBytes: number }
   reprovide: { everyHours: number; providesPerHour: number; messagesPerHour: number; bytesPerHour: number; inboundAddProviderPerHour: number }
   text: string
@@ -89,8 +92,10 @@ async function messageBytes(k: number, addrs: number): Promise<Projection['messa
 
 const H = 3_600_000
 
-export async function project(a: ProjectionAssumptions = DEFAULT_ASSUMPTIONS): Promise<Projection> {
+export async function project(a: ProjectionAssumptions = DEFAULT_ASSUMPTIONS, simulate?: { benchNodes: number; lookups: number }): Promise<Projection> {
   const p = await readKadParameters()
+  const sim = (nodes: number): SimResult => simulateLookups({ nodes, k: p.k, alpha: p.alpha, disjointPaths: p.disjointPaths, prefixLength: p.prefixLength, lookups: simulate!.lookups })
+  const simulation = simulate === undefined ? undefined : { atBenchSize: sim(simulate.benchNodes), atN: sim(a.nodes) }
   const bytes = await messageBytes(p.k, a.addrsPerPeer)
   const groups = 2 ** p.prefixLength
   const tableCapacity = groups * p.k
@@ -104,9 +109,11 @@ export async function project(a: ProjectionAssumptions = DEFAULT_ASSUMPTIONS): P
   const perNode = a.blobsPerNode * p.k
   const everyHours = (p.providersValidityMs - p.reprovideThresholdMs) / H
   const providesPerHour = a.blobsPerNode / everyHours
-  const perProvideMessages = lookupMessages + p.k
+  // With a simulation, its mean walk replaces the closed-form message estimate.
+  const walkMessages = simulation === undefined ? lookupMessages : Math.round(simulation.atN.provideMessages.mean - p.k)
+  const perProvideMessages = walkMessages + p.k
   const perProvideBytes =
-    lookupMessages * (bytes.findNodeRequest + bytes.findNodeResponse + a.streamOverheadBytes) + p.k * (bytes.addProvider + a.streamOverheadBytes)
+    walkMessages * (bytes.findNodeRequest + bytes.findNodeResponse + a.streamOverheadBytes) + p.k * (bytes.addProvider + a.streamOverheadBytes)
   const r = {
     everyHours,
     providesPerHour,
@@ -119,8 +126,13 @@ export async function project(a: ProjectionAssumptions = DEFAULT_ASSUMPTIONS): P
     `Projection for N = ${f(a.nodes)} nodes (a model from kad-dht's parameters, not a measurement).`,
     `Parameters read from @libp2p/kad-dht: K = ${p.k} (replication and bucket size), ALPHA = ${p.alpha} concurrent requests per path, disjoint paths = K = ${p.disjointPaths}, routing-table PREFIX_LENGTH = ${p.prefixLength}, provider validity ${p.providersValidityMs / H} h, reprovide threshold ${p.reprovideThresholdMs / H} h, reprovide check every ${p.reprovideIntervalMs / H} h.`,
     `Lookup hops: classic Kademlia (b = 1 bit per hop) needs ~log2(N)/b = ${classic.toFixed(1)} hops as a bound. kad-dht 16's table is a trie over absolute key bits split to depth ${p.prefixLength}: at most 2^${p.prefixLength}·K = ${tableCapacity} peers (K random members of each of ${groups} key prefixes), so hop 1 lands in the key's prefix group of N/2^p = ${f(a.nodes / groups)} nodes and each answer names K more of them: hops ≈ 1 + ceil(log_K(N / (2^p·K))) + 1 = ${kadDht}${a.nodes - 1 <= tableCapacity ? ' (N − 1 ≤ table capacity: every node knows every other, one hop)' : ''}. Messages per lookup ≈ K + N/2^p = ${f(lookupMessages)} (the starting K plus the key's prefix group, which 20 disjoint paths largely walk).`,
+    ...(simulation === undefined
+      ? []
+      : [
+          `Monte-Carlo model of kad-dht 16's tables and query paths (bench/dht/simulate.ts, ${simulation.atN.lookups} lookups, rounds as hops, no latency or churn): at N = ${f(simulation.atBenchSize.nodes)} it gives first provider at hop ${simulation.atBenchSize.hopsToFirst.p50} (p99 ${simulation.atBenchSize.hopsToFirst.p99}), complete lookups of ${f(simulation.atBenchSize.messagesComplete.mean)} messages over ${simulation.atBenchSize.hopsComplete.p50} hops (compare with the measurement above); at N = ${f(simulation.atN.nodes)}: first provider at hop ${simulation.atN.hopsToFirst.p50} (p99 ${simulation.atN.hopsToFirst.p99}) after ${f(simulation.atN.messagesToFirst.mean)} answers on average, complete lookups of ${f(simulation.atN.messagesComplete.mean)} messages (p99 ${f(simulation.atN.messagesComplete.p99)}) over ${simulation.atN.hopsComplete.p50} hops (p99 ${simulation.atN.hopsComplete.p99}), a provide's walk ${f(walkMessages)} FIND_NODE answers; ${simulation.atN.found} of ${simulation.atN.lookups} lookups found the record.`,
+        ]),
     `Provider records per node: each node provides its B = ${f(a.blobsPerNode)} distinct blobs, each record is stored on K = ${p.k} nodes, so the fleet stores N·B·K records and each node holds N·B·K / N = B·K = ${f(perNode)} records (independent of N; ~${f((perNode * a.recordStoreBytes) / 2 ** 20, 1)} MiB at ~${a.recordStoreBytes} B each, in kad-dht's in-memory datastore unless one is configured).`,
-    `Re-provide traffic: a record is re-provided once it is within ${p.reprovideThresholdMs / H} h of its ${p.providersValidityMs / H} h validity, i.e. every ${everyHours} h (checked hourly), so each node re-provides B / ${everyHours} = ${f(providesPerHour, 1)} records per hour. One provide = a closest-peers walk (~${f(lookupMessages)} FIND_NODE request/response pairs of ${bytes.findNodeRequest} + ${bytes.findNodeResponse} B) + K = ${p.k} ADD_PROVIDER messages of ${bytes.addProvider} B, each on its own stream (~${a.streamOverheadBytes} B of multistream-select, yamux and Noise overhead). Per node per hour: ${f(providesPerHour, 1)} × (${f(lookupMessages)} + ${p.k}) = ${f(r.messagesPerHour)} messages sent and ~${f(r.bytesPerHour / 1e6, 1)} MB (${f((r.bytesPerHour * 8) / 3600 / 1e3, 1)} kbit/s); each node also receives B·K / ${everyHours} = ${f(r.inboundAddProviderPerHour)} ADD_PROVIDER messages per hour.`,
+    `Re-provide traffic: a record is re-provided once it is within ${p.reprovideThresholdMs / H} h of its ${p.providersValidityMs / H} h validity, i.e. every ${everyHours} h (checked hourly), so each node re-provides B / ${everyHours} = ${f(providesPerHour, 1)} records per hour. One provide = a closest-peers walk (~${f(walkMessages)} FIND_NODE request/response pairs of ${bytes.findNodeRequest} + ${bytes.findNodeResponse} B) + K = ${p.k} ADD_PROVIDER messages of ${bytes.addProvider} B, each on its own stream (~${a.streamOverheadBytes} B of multistream-select, yamux and Noise overhead). Per node per hour: ${f(providesPerHour, 1)} × (${f(walkMessages)} + ${p.k}) = ${f(r.messagesPerHour)} messages sent and ~${f(r.bytesPerHour / 1e6, 1)} MB (${f((r.bytesPerHour * 8) / 3600 / 1e3, 1)} kbit/s); each node also receives B·K / ${everyHours} = ${f(r.inboundAddProviderPerHour)} ADD_PROVIDER messages per hour.`,
   ].join('\n')
-  return { parameters: p, assumptions: a, messageBytes: bytes, lookupHops: { classic, kadDht, tableCapacity }, lookupMessages, providerRecords: { perNode, storeBytes: perNode * a.recordStoreBytes }, reprovide: r, text }
+  return { parameters: p, assumptions: a, messageBytes: bytes, lookupHops: { classic, kadDht, tableCapacity }, lookupMessages, ...(simulation === undefined ? {} : { simulation }), providerRecords: { perNode, storeBytes: perNode * a.recordStoreBytes }, reprovide: r, text }
 }

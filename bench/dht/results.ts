@@ -82,7 +82,11 @@ export function dhtTargets(r: Pick<DhtResults, 'config' | 'provide' | 'findFirst
   ]
 }
 
-/** Seconds the bench should take, for the suite's estimate: starting, settling (≥ 5 s stable), and ~0.3 s per CID. */
+/**
+ * Seconds the bench should take, for the suite's estimate: starting the worker processes and
+ * their nodes (~1.4 s per node on a busy 2-core machine), settling (≥ 10 s stable, up to 120 s),
+ * ~1 s per CID for its provide and lookup, and ~15 s of the Monte-Carlo model.
+ */
 export function estimateDhtSeconds(nodes: number, cids: number): number {
-  return 5 + 0.15 * nodes + 15 + 0.3 * cids
+  return 10 + 1.4 * nodes + 60 + 1.0 * cids + 15
 }
