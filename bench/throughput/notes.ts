@@ -17,5 +17,6 @@ export const MISS_NOTES = {
 export const RUN_NOTES: string[] = [
   'Shared machine: 2 cores, other benchmarks and CI may run at the same time; compare rows of one run, not runs.',
   'CPU s is the named process\'s user+system time for the row (all threads: the receiving agent\'s includes its hashing worker). Limits run their receiving end in the bench process, the sending end in a child.',
+  'A limit below a Pollen row (raw TCP under docker-registry) means the bench process, which receives the limits, was starved of CPU in that run: ratios to it are then not meaningful.',
   'The verified peer fetch is one transfer (agent B caches the blob); curl reads it from B while B fills it.',
 ]
