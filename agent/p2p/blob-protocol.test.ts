@@ -147,6 +147,35 @@ describe('blob protocol between real libp2p nodes', () => {
     expect((await collect((await client.cache.open(d)).stream)).equals(bytes)).toBe(true)
   })
 
+  it('answers a malformed request with bad-request that echoes none of its bytes', async () => {
+    const holder = await agent(boot.node.multiaddrs())
+    const client = await agent(boot.node.multiaddrs())
+    const json = (v: unknown) => Buffer.from(JSON.stringify(v))
+    const frame = (body: Buffer, version = 1) => Buffer.concat([Buffer.from([0, 0, (body.length + 2) >> 8, (body.length + 2) & 0xff, version, 1]), body])
+    const cases = [
+      frame(json({ digest: `sha256:${'0'.repeat(64)}`, offset: 0, echoedField: 1 })),
+      frame(json({ digest: 'echoedDigest:0000', offset: 0 })),
+      frame(json({ digest: `sha256:${'0'.repeat(64)}`, offset: 'echoedOffset' })),
+      frame(json({ digest: `sha256:${'0'.repeat(64)}`, offset: 0 }), 7),
+    ]
+    for (const garbage of cases) {
+      const stream = await client.node.libp2p.dialProtocol(holder.node.libp2p.getMultiaddrs(), BLOB_PROTOCOL)
+      const readable = readableOf(stream)
+      await sendBytes(stream, garbage)
+      await stream.close()
+      const reader = new FrameReader('response')
+      const parts: Buffer[] = []
+      let frame
+      for await (const chunk of readable) {
+        parts.push(chunk as Buffer)
+        frame = reader.push(chunk as Uint8Array)?.frame
+        if (frame !== undefined) break
+      }
+      expect(frame?.status).toBe('bad-request')
+      expect(Buffer.concat(parts).toString()).not.toMatch(/echoed/)
+    }
+  })
+
   it('answers busy beyond --max-uploads, and the client moves on to the next source', async () => {
     const holder = await agent(boot.node.multiaddrs(), { maxUploads: 0 })
     const client = await agent(boot.node.multiaddrs())

@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import type { CachingSource } from '../../content/caching-source.js'
 import type { ContentStore } from '../../content/store.js'
 import { raceAbort } from '../../content/abort.js'
-import { BLOB_PROTOCOL, encodeResponse, type BlobRequest, type BlobResponse } from '../../protocol/blob-frames.js'
+import { BLOB_PROTOCOL, FRAME_VERSION, MAX_FRAME_BYTES, encodeResponse, type BlobRequest, type BlobResponse } from '../../protocol/blob-frames.js'
 import { parseDigest } from '../../protocol/digest.js'
 import { repositoryKey } from '../../protocol/reference.js'
 import { PollenError } from '../../protocol/errors.js'
@@ -120,7 +120,8 @@ export class BlobServer {
     } catch (err) {
       body?.destroy()
       if (err instanceof PollenError && err.name.startsWith('Frame') && stream.status === 'open') {
-        await this.#refuse(stream, { status: 'bad-request', message: err.message.slice(0, 200) }).catch(() => {})
+        this.#c.logger.debug({ peer, err: err.message }, 'malformed blob request')
+        await this.#refuse(stream, { status: 'bad-request', message: badRequestMessage(err) }).catch(() => {})
         return
       }
       this.#c.logger.debug({ peer, err: (err as Error).message }, 'blob upload ended early')
@@ -164,4 +165,14 @@ export class BlobServer {
     const size = fill.size
     return { size, available: Math.min(fill.written, size), complete: false, read: async (start, end) => fill.createReader(start, end) }
   }
+}
+
+/**
+ * What a peer that sent a malformed request is told: the kind of fault only. The codec's own
+ * message quotes the offending field names and values, which would echo the peer's bytes back.
+ */
+function badRequestMessage(err: PollenError): string {
+  if (err.name === 'FrameTooLargeError') return `request frame too large (at most ${MAX_FRAME_BYTES} bytes)`
+  if (err.name === 'FrameVersionError') return `unsupported frame version (expected ${FRAME_VERSION})`
+  return 'malformed request frame'
 }
