@@ -299,6 +299,9 @@ describeWithBinaries(['docker-registry'], 'hostile HTTP requests against a runni
         answers[k] = (answers[k] ?? 0) + 1
       }
       console.log(Object.entries(answers).sort((x, y) => y[1] - x[1]).slice(0, 20))
+      const padded: Record<string, number> = {}
+      for (const { h, a } of results) if (h.headers['x-pad'] !== undefined) padded[String(a.status)] = (padded[String(a.status)] ?? 0) + 1
+      console.log('answers to requests with > 16 KiB of headers:', padded)
     }
     console.log(`hostile HTTP: ${results.length} requests in ${seconds.toFixed(1)} s (fast-check seed ${SEED}); statuses:`, JSON.stringify(histogram))
     if (bad.length > 0) console.log(`hostile HTTP: ${bad.length} violations (FC_SEED=${SEED} to replay), first ones:\n${bad.slice(0, 20).join('\n')}`)
@@ -322,6 +325,7 @@ describeWithBinaries(['docker-registry'], 'hostile HTTP requests against a runni
       await new Promise((r) => setTimeout(r, 200))
     } while (Date.now() < until)
     expect(leftovers).toEqual([])
+    for (const d of dataDirs()) expect(await listTree(d), `${d} has the store's temp dir this checks`).toContain(join('content', 'tmp'))
     expect(await listTree(work, dataDirs())).toEqual(before)
     expect(await markedOutside()).toEqual(markedBefore)
   })
