@@ -26,7 +26,7 @@ import { describeWithBinaries } from './helpers/requirements.js'
 // every answer is a well-formed response frame (or nothing: a closed or reset stream); it never
 // says 'ok' to a request that does not decode; nothing we sent is echoed back.
 
-const BLOB_CASES = Number(process.env.HOSTILE_BLOB_CASES ?? 3_000)
+const BLOB_CASES = Number(process.env.HOSTILE_BLOB_CASES ?? 2_500)
 const ADMISSION_CASES = Number(process.env.HOSTILE_ADMISSION_CASES ?? 200)
 const CONCURRENCY = 8
 const SEED = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31)
