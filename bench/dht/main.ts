@@ -138,7 +138,7 @@ function bottlenecks(r: DhtResults): string[] {
   const out: string[] = []
   const cap = r.projection.lookupHops.tableCapacity
   if (r.config.nodes - 1 <= cap) {
-    out.push(`With ${r.config.nodes} nodes every routing table can hold every peer (kad-dht 16's table holds up to ${cap}), so lookups are essentially one hop here; multi-hop behaviour at 10,000 nodes is the projection's model, not a measurement.`)
+    out.push(`With ${r.config.nodes} nodes every routing table can hold every peer (kad-dht 16's table holds up to ${cap}), so once the tables are full a lookup is one hop (more hops here mean tables that had not filled); multi-hop behaviour at 10,000 nodes is the projection's model, not a measurement.`)
   }
   const rt = r.settle.routingTables
   if (r.settle.timedOut || rt.min === 0) {
