@@ -68,7 +68,7 @@ export function renderReport(input: ReportInput): Rendered {
     '|---|---|---|---|---|',
     ...targets.map((t) => `| ${t.part} | ${cell(t.target)} | ${cell(t.measured)} | ${cell(t.limit)} | ${verdict(t.pass)} |`),
   ]
-  return { markdown: `${[...head, '', ...sections].join('\n\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`, charts }
+  return { markdown: `${[head.join('\n'), ...sections].join('\n\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`, charts }
 }
 
 function part(suite: SuiteRun, name: PartRun['name']): PartRun | undefined {

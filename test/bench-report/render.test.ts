@@ -67,6 +67,8 @@ describe('renderReport', () => {
     const { markdown } = renderReport(input())
     expect(markdown).toMatch(/\d+ of \d+ targets pass; missed: throughput: agent cache hit/)
     expect(markdown).toContain('| fleet | Pollen N = 32: seed serves ≤ 2× | 2.30× | ≤ 2× | **MISS** |')
+    // A markdown table is contiguous lines: no blank line may split it.
+    expect(markdown).toContain('| part | target | measured | limit | |\n|---|---|---|---|---|\n| throughput |')
   })
 
   it('draws the fleet and throughput charts as SVG holding the figures, referenced from the markdown', () => {
