@@ -4,22 +4,10 @@
  * record of the run, and the machine. Fields a bench may leave out are optional.
  */
 import type { DhtResults } from '../dht/results.js'
+import type { ResultRow } from '../throughput/report.js'
 
-export interface ThroughputRow {
-  name: string
-  kind: 'limit' | 'baseline' | 'pollen'
-  mbps: number
-  cpuSeconds: number
-  peakRssMiB: number | null
-  measured: string
-  runs: number
-  limit: string | null
-  ratioToLimit: number | null
-  ratioToBaseline: number | null
-  target: string | null
-  pass: boolean | null
-  note: string | null
-}
+/** One row of bench/results/throughput.json, as the throughput suite writes it. */
+export type ThroughputRow = ResultRow
 
 export interface ThroughputJson {
   suite: 'throughput'
