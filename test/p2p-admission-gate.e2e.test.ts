@@ -79,7 +79,7 @@ describeWithBinaries(['docker-registry'], 'connection admission between real pro
       agents.push(await startAgentProcess(['--data', join(work, `agent-${i}`), '--seed', seed.url, '--default-ns', registry.host, ...(await seed.enrollArgs())]))
     }
     // Both agents and the seed admitted each other and filled their routing tables.
-    for (const a of agents) await waitFor(async () => (await a.metric(ROUTING_TABLE)) >= 2, 10_000, 'routing table holds the seed and the other agent')
+    for (const a of agents) await waitFor(async () => (await a.metric(ROUTING_TABLE)) >= 2, 30_000, 'routing table holds the seed and the other agent')
   })
   afterAll(async () => {
     for (const c of clients) await c.stop().catch(() => {})
@@ -191,7 +191,7 @@ describeWithBinaries(['docker-registry'], 'no connection admission in an anonymo
     registry = await startRegistry({})
     seed = await startSeedProcess(seedArgsFor(registry, join(work, 'seed'), undefined, ['--anonymous-pulls']))
     for (let i = 0; i < 2; i++) agents.push(await startAgentProcess(['--data', join(work, `agent-${i}`), '--seed', seed.url, '--default-ns', registry.host]))
-    for (const a of agents) await waitFor(async () => (await a.metric(ROUTING_TABLE)) >= 2, 10_000, 'routing table holds the seed and the other agent')
+    for (const a of agents) await waitFor(async () => (await a.metric(ROUTING_TABLE)) >= 2, 30_000, 'routing table holds the seed and the other agent')
   })
   afterAll(async () => {
     for (const a of agents) await a.stop()

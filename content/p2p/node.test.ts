@@ -58,6 +58,19 @@ describe('createPollenNode', () => {
     await waitFor(() => dht.routingTable.size >= 1, 5_000)
   })
 
+  it('puts a connected DHT peer back into the routing table when kad-dht left it out (a first ping that timed out)', async () => {
+    const seed = await start({ rebootstrapCheckMs: 100 })
+    const agent = await start({ bootstrap: [seed.multiaddrs()[0]!], rebootstrapCheckMs: 100 })
+    const dht = agent.libp2p.services.dht as SingleKadDHT
+    await waitFor(() => dht.routingTable.size === 1, 5_000)
+    // What a timed-out ping leaves behind: connected, yet missing from the table.
+    await (dht.routingTable as unknown as { remove(p: unknown): Promise<void> }).remove(seed.libp2p.peerId)
+    expect(dht.routingTable.size).toBe(0)
+    expect(agent.connectedPeers()).toBe(1)
+    await waitFor(() => dht.routingTable.size === 1, 5_000)
+    expect(agent.connectedPeers()).toBe(1)
+  })
+
   it('rebootstrap() reports how many bootstrap peers are connected', async () => {
     const seed = await start()
     const agent = await start({ bootstrap: [seed.multiaddrs()[0]!] })

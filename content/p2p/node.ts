@@ -18,11 +18,12 @@ import type { Logger } from 'pino'
 import { AdmissionGate, type AdmissionGateComponents, type AdmissionGateInit } from './admission-gate.js'
 import { startAdmissionExchange } from './admission-exchange.js'
 import { admittedPeersMapper, gatedDhtComponents, guardRoutingTable, type RoutingTableGuard } from './gated-dht.js'
+import { routingTableRefill } from './routing-table-refill.js'
 
 /** The p2p layer's defaults, in one place. */
 export const DEFAULT_P2P_LISTEN = ['/ip4/127.0.0.1/tcp/0']
 export const DEFAULT_DHT_PROTOCOL = '/pollen/kad/1.0.0'
-/** How often the node checks whether it has lost every peer. */
+/** How often the node checks whether it has lost every peer, or its routing table lost connected ones. */
 export const DEFAULT_REBOOTSTRAP_CHECK_MS = 3_000
 /** Deadline for one round of bootstrap dials. */
 export const BOOTSTRAP_DIAL_TIMEOUT_MS = 5_000
@@ -213,10 +214,27 @@ export async function createPollenNode(init: PollenNodeInit, components: PollenN
     log.info({ peerId }, 'p2p node started without bootstrap peers')
   }
 
+  const dhtProtocol = init.dhtProtocol ?? DEFAULT_DHT_PROTOCOL
+  const refill = routingTableRefill(libp2p.services.dht, dhtProtocol, {
+    connectedPeers: () => libp2p.getPeers(),
+    protocols: async (peer) => (await libp2p.peerStore.get(peer)).protocols,
+    allowed: (peer) => gate === undefined || gate.isAdmitted(peer.toString()),
+  })
+  if (refill === undefined) log.warn('kad-dht has no routing table internals to refill: peers whose first ping timed out stay out of it')
+  let refilling = false
   const timer = setInterval(() => {
-    if (stopped || bootstrap.length === 0 || libp2p.getPeers().length > 0) return
-    log.info('no connected peers: re-bootstrapping')
-    void rebootstrap().then(n => { if (n > 0) log.info({ connected: n }, 're-bootstrapped') })
+    if (stopped) return
+    if (bootstrap.length > 0 && libp2p.getPeers().length === 0) {
+      log.info('no connected peers: re-bootstrapping')
+      void rebootstrap().then(n => { if (n > 0) log.info({ connected: n }, 're-bootstrapped') })
+      return
+    }
+    if (refill === undefined || refilling) return
+    refilling = true
+    void refill()
+      .then(n => { if (n > 0) log.info({ peers: n }, 'connected DHT peers missing from the routing table: adding them again') })
+      .catch(err => log.warn({ err: (err as Error).message }, 'routing table refill failed'))
+      .finally(() => { refilling = false })
   }, init.rebootstrapCheckMs ?? DEFAULT_REBOOTSTRAP_CHECK_MS)
   timer.unref()
 
