@@ -1,0 +1,47 @@
+/** The soak's defaults, image plan and pass/fail thresholds, in one place. */
+
+const MiB = 2 ** 20
+
+export const DEFAULT_DURATION = '30m'
+export const DEFAULT_AGENTS = 4
+/**
+ * Each agent's --cache-size. A rollout pulls the whole suite (IMAGES × IMAGE_BYTES ≈ 36 MiB),
+ * more than the cache holds, so every agent passes its high watermark (0.85, agent default)
+ * and evicts down to the low one (0.70) in every rollout; one image (≈ 12 MiB) still fits
+ * under the low watermark.
+ */
+export const DEFAULT_CACHE_SIZE = '24MiB'
+
+/** Generated images: repositories chaos/app-a, chaos/app-b, … */
+export const IMAGES = 3
+/** Every image has a base layer that never changes, a middle one that changes every MID_EVERY versions, and a top one that changes every version. */
+export const BASE_LAYER_BYTES = 6 * MiB
+export const MID_LAYER_BYTES = 4 * MiB
+export const TOP_LAYER_BYTES = 2 * MiB
+export const MID_EVERY = 3
+export const IMAGE_BYTES = BASE_LAYER_BYTES + MID_LAYER_BYTES + TOP_LAYER_BYTES
+
+/** Chance that a rollout SIGKILLs one agent (not pulling in that rollout) and restarts it afterwards. */
+export const FAULT_PROBABILITY = 0.2
+/** The victim dies this long (at most) after its rollout started, while the others pull. */
+export const KILL_DELAY_MAX_MS = 3_000
+/** A random pause between rollouts, at most this long. */
+export const PAUSE_MAX_MS = 2_000
+/** Blobs fetched at once by one pulling client, as containerd does. */
+export const PULL_PARALLELISM = 3
+export const MANIFEST_TIMEOUT_MS = 60_000
+export const BLOB_TIMEOUT_MS = 180_000
+
+/** How often RSS and open fds are sampled: duration / SAMPLES_PER_RUN, within these bounds. */
+export const SAMPLES_PER_RUN = 360
+export const MIN_SAMPLE_INTERVAL_MS = 2_000
+export const MAX_SAMPLE_INTERVAL_MS = 5_000
+/** Slopes are fitted over samples taken after this fraction of the run (skips the warm-up). */
+export const SLOPE_WINDOW_START = 0.5
+
+/** Pass/fail: a process whose RSS grows faster than this (least squares, second half) fails the soak. */
+export const MAX_RSS_SLOPE_MIB_PER_HOUR = 64
+/** Pass/fail: a process whose open-fd count grows faster than this fails the soak. */
+export const MAX_FD_SLOPE_PER_HOUR = 120
+/** Below this run length the slopes are mostly noise (GC cycles, in-flight sockets); the report says so. */
+export const SHORT_RUN_MS = 20 * 60_000

@@ -1,0 +1,59 @@
+/** Least-squares slopes of sampled series. No I/O. */
+
+export interface Point {
+  x: number
+  y: number
+}
+
+export interface SlopeFit {
+  /** dy/dx; NaN when the points cannot define one (fewer than two distinct x in every series). */
+  slope: number
+  /** Standard error of the slope; NaN when there are too few points to estimate it. */
+  standardError: number
+  /** Points used. */
+  n: number
+}
+
+/** The ordinary least-squares slope of y over x; NaN for fewer than two points or a constant x. */
+export function slope(points: readonly Point[]): number {
+  return pooledSlope([points]).slope
+}
+
+/**
+ * One slope shared by several series, each with its own intercept (the "within" estimator):
+ * Σ Sxy / Σ Sxx over the series, each centred on its own means. A process that was restarted
+ * gives one series per incarnation, so the drop at a restart does not pass for a negative
+ * trend. Series with fewer than two points add nothing. Centring keeps large x (epoch
+ * milliseconds) exact enough.
+ */
+export function pooledSlope(series: ReadonlyArray<readonly Point[]>): SlopeFit {
+  let sxx = 0
+  let sxy = 0
+  let n = 0
+  let groups = 0
+  const used: Array<{ points: readonly Point[]; mx: number; my: number }> = []
+  for (const points of series) {
+    if (points.length < 2) continue
+    const mx = mean(points.map((p) => p.x))
+    const my = mean(points.map((p) => p.y))
+    for (const p of points) {
+      sxx += (p.x - mx) ** 2
+      sxy += (p.x - mx) * (p.y - my)
+    }
+    n += points.length
+    groups++
+    used.push({ points, mx, my })
+  }
+  if (!(sxx > 0)) return { slope: Number.NaN, standardError: Number.NaN, n }
+  const b = sxy / sxx
+  let sse = 0
+  for (const { points, mx, my } of used) for (const p of points) sse += (p.y - my - b * (p.x - mx)) ** 2
+  const dof = n - groups - 1
+  return { slope: b, standardError: dof > 0 ? Math.sqrt(sse / dof / sxx) : Number.NaN, n }
+}
+
+function mean(values: number[]): number {
+  let sum = 0
+  for (const v of values) sum += v
+  return sum / values.length
+}
