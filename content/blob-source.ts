@@ -17,6 +17,11 @@ export interface OpenOptions {
   repository?: Repository
   /** Aborts the request (not a shared fill that it joined). */
   signal?: AbortSignal
+  /**
+   * The caller's earlier attempts at this blob broke: a chain of sources skips straight to
+   * its last one (the seed), the source that must not be passed over.
+   */
+  lastResort?: boolean
 }
 
 export interface OpenedBlob extends BlobInfo {

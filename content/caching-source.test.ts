@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { parseDigest, type Digest } from '../protocol/digest.js'
 import { BlobUnknownError, DigestMismatchError } from '../protocol/errors.js'
 import { CachingSource } from './caching-source.js'
-import { DyingSource, LyingSource, MemorySource } from './fault-sources.js'
+import { DyingSource, LyingSource, MemorySource, StallingSource } from './fault-sources.js'
 import { ContentStore } from './store.js'
 import type { BlobSource } from './blob-source.js'
 
@@ -133,6 +133,19 @@ describe.each([
     expect(await store.stat(d)).toBeUndefined()
     await new Promise((r) => setTimeout(r, 50))
     expect(await readdir(join(dir, 'tmp'))).toEqual([])
+  })
+
+  it('keeps resuming a source that stalls again and again, as long as each attempt brings new bytes', async () => {
+    const bytes = randomBytes(512 * 1024)
+    const d = digestOf(bytes)
+    const mem = new MemorySource()
+    mem.add(d.value, bytes)
+    const stalling = new StallingSource(mem, () => 100_000)
+    const cache = setup(stalling, { maxResumes: 2, idleTimeoutMs: 100 })
+    const got = await collect((await cache.open(d)).stream)
+    expect(got.equals(bytes)).toBe(true)
+    // Five stalls in a row, more than maxResumes, yet none of them without progress.
+    expect(stalling.opens).toEqual([0, 100_000, 200_000, 300_000, 400_000, 500_000])
   })
 
   it('discards a fill whose bytes do not match and fails every reader with DigestMismatchError', async () => {

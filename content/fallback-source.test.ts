@@ -9,7 +9,7 @@ import { BlobUnknownError, DigestMismatchError } from '../protocol/errors.js'
 import type { BlobInfo, BlobSource, OpenOptions, OpenedBlob } from './blob-source.js'
 import { CachingSource } from './caching-source.js'
 import { FallbackSource } from './fallback-source.js'
-import { DyingSource, LyingSource, MemorySource } from './fault-sources.js'
+import { DyingSource, LyingSource, MemorySource, StallingSource } from './fault-sources.js'
 import { ContentStore } from './store.js'
 
 const logger = pino({ level: 'silent' })
@@ -72,6 +72,38 @@ describe('FallbackSource', () => {
   it('throws the last source\'s error when none has the blob', async () => {
     const chain = new FallbackSource([new MemorySource('peer'), new MemorySource('seed')], { logger })
     await expect(chain.open(digestOf(Buffer.from('nobody')))).rejects.toBeInstanceOf(BlobUnknownError)
+  })
+
+  it('asks only its last source when the caller wants the last resort', async () => {
+    const bytes = randomBytes(1000)
+    const d = digestOf(bytes)
+    const peer = new MemorySource('peer')
+    const seed = new MemorySource('seed')
+    peer.add(d.value, bytes)
+    seed.add(d.value, bytes)
+    const chain = new FallbackSource([peer, seed], { logger })
+    const opened = await chain.open(d, { lastResort: true })
+    expect(opened.source).toBe('seed')
+    expect(peer.opens).toEqual([])
+    opened.stream.destroy()
+  })
+
+  it('finishes a fill from the seed when a peer keeps offering a copy that stalls (the seed is never passed over)', async () => {
+    const bytes = randomBytes(256 * 1024)
+    const d = digestOf(bytes)
+    const peerMem = new MemorySource('peer')
+    const seed = new MemorySource('seed')
+    peerMem.add(d.value, bytes)
+    seed.add(d.value, bytes)
+    // The peer source sends 50,000 bytes once, then answers every resume with a stream that stays silent.
+    const peer = new StallingSource(peerMem, (i) => (i === 0 ? 50_000 : 0), 'peer')
+    peer.handlesFailover = true
+    const cache = new CachingSource({ idleTimeoutMs: 100, maxResumes: 2 }, { store, source: new FallbackSource([peer, seed], { logger }), logger })
+    const got = await collect((await cache.open(d)).stream)
+    expect(got.equals(bytes)).toBe(true)
+    // One retry of the peer (another copy may exist), then straight to the seed.
+    expect(peer.opens).toEqual([0, 50_000])
+    expect(seed.opens).toEqual([50_000])
   })
 
   it('resumes a broken peer transfer from the next source at the byte reached', async () => {

@@ -10,7 +10,8 @@ const BROKEN_SOURCE_MS = 60_000
  * A chain of sources tried in order (peers, then the seed): the first that has the blob
  * serves it. A source that fails in any way hands over to the next one; the last source's
  * error is the one the caller sees. Each call starts at the front again,
- * so a fill that resumes after a break tries the cheaper sources first.
+ * so a fill that resumes after a break tries the cheaper sources first, unless it asks for
+ * the last resort (`lastResort`): then only the final source is asked.
  */
 export class FallbackSource implements BlobSource {
   readonly name: string
@@ -55,6 +56,7 @@ export class FallbackSource implements BlobSource {
     for (const [i, source] of this.#sources.entries()) {
       options?.signal?.throwIfAborted()
       const final = i === this.#sources.length - 1
+      if (options?.lastResort === true && !final) continue
       const brokenUntil = this.#broken.get(`${source.name} ${digest.value}`)
       if (brokenUntil !== undefined && brokenUntil > this.#now() && !final) continue
       if (brokenUntil !== undefined && brokenUntil <= this.#now()) this.#broken.delete(`${source.name} ${digest.value}`)

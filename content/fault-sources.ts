@@ -116,3 +116,46 @@ export class LyingSource implements BlobSource {
     return { ...opened, stream: Readable.from(lying()) }
   }
 }
+
+/**
+ * Wraps a source so that each stream sends `budget(openIndex)` bytes and then goes silent
+ * (never ends, never fails) until its consumer gives up: a stalled peer or upstream.
+ * `handlesFailover` is settable, to stand in for a peer source that a chain keeps asking.
+ */
+export class StallingSource implements BlobSource {
+  readonly name: string
+  readonly opens: number[] = []
+  handlesFailover = false
+  constructor(
+    readonly inner: BlobSource,
+    readonly budget: (openIndex: number) => number,
+    name = 'stalling',
+  ) {
+    this.name = name
+  }
+
+  stat(digest: Digest, options?: OpenOptions): Promise<BlobInfo> {
+    return this.inner.stat(digest, options)
+  }
+
+  async open(digest: Digest, options: OpenOptions = {}): Promise<OpenedBlob> {
+    const allowed = this.budget(this.opens.length)
+    this.opens.push(options.offset ?? 0)
+    const opened = await this.inner.open(digest, options)
+    const signal = options.signal
+    async function* stalling(): AsyncGenerator<Buffer> {
+      let sent = 0
+      for await (const chunk of opened.stream as AsyncIterable<Buffer>) {
+        const take = Math.min(chunk.byteLength, allowed - sent)
+        if (take > 0) yield chunk.subarray(0, take)
+        sent += take
+        if (sent >= allowed) break
+      }
+      opened.stream.destroy()
+      if (sent < allowed) return
+      // Silent until the consumer aborts (its idle deadline) or destroys the stream.
+      await new Promise<void>((_resolve, reject) => signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true }))
+    }
+    return { ...opened, stream: Readable.from(stalling()) }
+  }
+}

@@ -17,7 +17,10 @@ export interface FillInit {
   digest: Digest
   repository?: Repository
   mediaType?: string
-  /** How many times a broken source is resumed at the byte reached. */
+  /**
+   * How many times in a row a broken source is resumed at the byte reached without
+   * receiving a byte in between; an attempt that made progress resets the count.
+   */
   maxResumes?: number
   /** A source silent for this long is treated as broken. */
   idleTimeoutMs?: number
@@ -200,12 +203,17 @@ export class Fill extends EventEmitter {
   ): Promise<number> {
     /** Bytes received and hashed; ahead of `written` by what is queued for the disk. */
     let received = 0
+    /** Failed attempts in a row that received nothing, and failed attempts in all. */
     let failures = 0
+    let broken = 0
     for (;;) {
       const abort = new AbortController()
       const idle = setTimeout(() => abort.abort(new PollenError('SourceStalledError', 'UNAVAILABLE', `source ${source.name} stalled for ${idleMs} ms`)), idleMs)
+      const before = received
       try {
-        const opened = await source.open(this.digest, { offset: received, repository: this.#init.repository, signal: abort.signal })
+        // The first resume may try the cheaper sources again (another peer); after that, a
+        // chain goes straight to its last source, so that repeated breaks cannot fail the pull.
+        const opened = await source.open(this.digest, { offset: received, repository: this.#init.repository, signal: abort.signal, lastResort: broken >= 2 })
         this.#contributors.add(opened.source ?? source.name)
         this.source ??= opened.source ?? source.name
         if (this.size === undefined) {
@@ -232,9 +240,11 @@ export class Fill extends EventEmitter {
         throw new PollenError('SourceTruncatedError', 'UNAVAILABLE', `source ${source.name} ended at byte ${received} of ${this.size}`)
       } catch (err) {
         const reason = abort.signal.aborted ? abort.signal.reason : err
+        if (received > before) failures = 0
         if (isFatal(reason) || failures >= maxResumes || (reason instanceof SizeMismatchError && received > (this.size ?? 0))) throw reason
         failures++
-        logger.warn({ digest: this.digest.value, at: received, attempt: failures, err: (reason as Error).message }, 'fill source failed; resuming')
+        broken++
+        logger.warn({ digest: this.digest.value, at: received, attempt: broken, err: (reason as Error).message }, 'fill source failed; resuming')
       } finally {
         clearTimeout(idle)
       }
