@@ -5,20 +5,21 @@ const MiB = 2 ** 20
 export const DEFAULT_DURATION = '30m'
 export const DEFAULT_AGENTS = 4
 /**
- * Each agent's --cache-size. A rollout pulls the whole suite (IMAGES × IMAGE_BYTES ≈ 36 MiB),
+ * Each agent's --cache-size. A rollout pulls the whole suite (IMAGES × IMAGE_BYTES ≈ 18 MiB),
  * more than the cache holds, so every agent passes its high watermark (0.85, agent default)
- * and evicts down to the low one (0.70) in every rollout; one image (≈ 12 MiB) still fits
+ * and evicts down to the low one (0.70) in every rollout; one image (≈ 6 MiB) still fits
  * under the low watermark.
  */
-export const DEFAULT_CACHE_SIZE = '24MiB'
+export const DEFAULT_CACHE_SIZE = '12MiB'
 
 /** Generated images: repositories chaos/app-a, chaos/app-b, … */
 export const IMAGES = 3
 /** Every image has a base layer that never changes, a middle one that changes every MID_EVERY versions, and a top one that changes every version. */
-export const BASE_LAYER_BYTES = 6 * MiB
-export const MID_LAYER_BYTES = 4 * MiB
-export const TOP_LAYER_BYTES = 2 * MiB
+export const BASE_LAYER_BYTES = 3 * MiB
+export const MID_LAYER_BYTES = 2 * MiB
+export const TOP_LAYER_BYTES = 1 * MiB
 export const MID_EVERY = 3
+/** Small images, so that a busy machine still gets through many rollouts (requests, fills, evictions) per hour. */
 export const IMAGE_BYTES = BASE_LAYER_BYTES + MID_LAYER_BYTES + TOP_LAYER_BYTES
 
 /** Chance that a rollout SIGKILLs one agent (not pulling in that rollout) and restarts it afterwards. */

@@ -1,0 +1,83 @@
+/** Samples processes' resident memory and open file descriptors from /proc every few seconds. */
+import { readFile, readdir } from 'node:fs/promises'
+
+export interface ProcSample {
+  /** Milliseconds since the soak started. */
+  atMs: number
+  /** Which incarnation of the process (0, then 1 after its first restart, …). */
+  incarnation: number
+  pid: number
+  rssBytes: number
+  fds: number
+}
+
+/** A process to watch; `pid()` is undefined while it is down. */
+export interface Watched {
+  name: string
+  pid(): number | undefined
+  incarnation(): number
+}
+
+/** VmRSS of `pid` in bytes; throws when the process is gone. */
+export async function readRss(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]
+  if (kb === undefined) throw new Error(`/proc/${pid}/status has no VmRSS (a zombie?)`)
+  return Number(kb) * 1024
+}
+
+/** Number of open file descriptors of `pid`; throws when the process is gone. */
+export async function countFds(pid: number): Promise<number> {
+  return (await readdir(`/proc/${pid}/fd`)).length
+}
+
+export class ProcSampler {
+  /** Samples by process name, in time order. */
+  readonly samples = new Map<string, ProcSample[]>()
+  readonly #watched: Watched[]
+  readonly #startedAt: number
+  #timer: NodeJS.Timeout | undefined
+  #busy = false
+
+  constructor(watched: Watched[], startedAt: number) {
+    this.#watched = watched
+    this.#startedAt = startedAt
+    for (const w of watched) this.samples.set(w.name, [])
+  }
+
+  /** Samples now and then every `intervalMs` until stop(). */
+  start(intervalMs: number): void {
+    void this.sample()
+    this.#timer = setInterval(() => void this.sample(), intervalMs)
+  }
+
+  stop(): void {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+  }
+
+  /** One sample of every watched process that is up; a process that dies meanwhile is skipped. */
+  async sample(): Promise<void> {
+    if (this.#busy) return
+    this.#busy = true
+    try {
+      const atMs = Date.now() - this.#startedAt
+      await Promise.all(
+        this.#watched.map(async (w) => {
+          const pid = w.pid()
+          if (pid === undefined) return
+          const incarnation = w.incarnation()
+          try {
+            const [rssBytes, fds] = await Promise.all([readRss(pid), countFds(pid)])
+            if (w.pid() !== pid) return
+            this.samples.get(w.name)!.push({ atMs, incarnation, pid, rssBytes, fds })
+          } catch {
+            /* died between pid() and the read */
+          }
+        }),
+      )
+    } finally {
+      this.#busy = false
+    }
+  }
+}

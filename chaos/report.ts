@@ -1,0 +1,148 @@
+/** The soak's verdict and its printout: request counts, per-process slopes against the thresholds. No I/O. */
+import { formatDuration, formatSize } from '../protocol/human-units.js'
+import { MAX_FD_SLOPE_PER_HOUR, MAX_RSS_SLOPE_MIB_PER_HOUR, SHORT_RUN_MS, SLOPE_WINDOW_START } from './constants.js'
+import type { ProcSample } from './proc-sampler.js'
+import type { SoakResult } from './soak.js'
+import { pooledSlope, type Point, type SlopeFit } from './slope.js'
+
+const MiB = 2 ** 20
+const HOUR_MS = 3_600_000
+
+export interface ProcessTrend {
+  name: string
+  /** Incarnations seen in the slope window (more than one: it was killed and restarted). */
+  incarnations: number
+  /** Samples in the slope window. */
+  samples: number
+  /** MiB per hour. */
+  rss: SlopeFit
+  /** Open fds per hour. */
+  fds: SlopeFit
+  rssNowMiB: number
+  rssPeakMiB: number
+  fdsNow: number
+  fdsPeak: number
+  rssOk: boolean
+  fdsOk: boolean
+}
+
+export interface SoakVerdict {
+  pass: boolean
+  /** One line per broken rule; empty when the soak passed. */
+  reasons: string[]
+  trends: ProcessTrend[]
+  /** From ms since start: the slope window. */
+  windowStartMs: number
+  thresholds: { rssMiBPerHour: number; fdsPerHour: number }
+}
+
+/**
+ * Judges a soak: it passes when no request failed, every byte received verified, every
+ * killed agent came back, and every process's RSS and fd slopes (least squares over the
+ * samples after SLOPE_WINDOW_START of the run, one intercept per incarnation) are at most the
+ * thresholds. A slope that cannot be computed (too few samples) does not fail the run.
+ */
+export function judge(result: SoakResult): SoakVerdict {
+  const windowStartMs = result.ranMs * SLOPE_WINDOW_START
+  const trends = Object.entries(result.samples).map(([name, samples]) => trendOf(name, samples.filter((s) => s.atMs >= windowStartMs)))
+  const reasons: string[] = []
+  const c = result.counters
+  if (c.failures > 0) reasons.push(`${c.failures} of ${c.requests} requests failed`)
+  if (c.requests === 0) reasons.push('no request was made')
+  if (c.bytesVerified !== c.bytesReceived) reasons.push(`${formatSize(c.bytesReceived - c.bytesVerified)} received did not verify`)
+  if (result.restartFailures.length > 0) reasons.push(`${result.restartFailures.length} killed agents did not come back`)
+  for (const t of trends) {
+    if (!t.rssOk) reasons.push(`${t.name}: RSS grows ${signed(t.rss.slope)} MiB/h (limit ${MAX_RSS_SLOPE_MIB_PER_HOUR})`)
+    if (!t.fdsOk) reasons.push(`${t.name}: open fds grow ${signed(t.fds.slope)}/h (limit ${MAX_FD_SLOPE_PER_HOUR})`)
+  }
+  return { pass: reasons.length === 0, reasons, trends, windowStartMs, thresholds: { rssMiBPerHour: MAX_RSS_SLOPE_MIB_PER_HOUR, fdsPerHour: MAX_FD_SLOPE_PER_HOUR } }
+}
+
+function trendOf(name: string, samples: ProcSample[]): ProcessTrend {
+  const byIncarnation = new Map<number, ProcSample[]>()
+  for (const s of samples) {
+    const list = byIncarnation.get(s.incarnation) ?? []
+    list.push(s)
+    byIncarnation.set(s.incarnation, list)
+  }
+  const series = (y: (s: ProcSample) => number): Point[][] => [...byIncarnation.values()].map((list) => list.map((s) => ({ x: s.atMs / HOUR_MS, y: y(s) })))
+  const rss = pooledSlope(series((s) => s.rssBytes / MiB))
+  const fds = pooledSlope(series((s) => s.fds))
+  const last = samples.at(-1)
+  return {
+    name,
+    incarnations: byIncarnation.size,
+    samples: samples.length,
+    rss,
+    fds,
+    rssNowMiB: (last?.rssBytes ?? 0) / MiB,
+    rssPeakMiB: Math.max(0, ...samples.map((s) => s.rssBytes)) / MiB,
+    fdsNow: last?.fds ?? 0,
+    fdsPeak: Math.max(0, ...samples.map((s) => s.fds)),
+    rssOk: !(rss.slope > MAX_RSS_SLOPE_MIB_PER_HOUR),
+    fdsOk: !(fds.slope > MAX_FD_SLOPE_PER_HOUR),
+  }
+}
+
+/** The human summary printed at the end of a soak. */
+export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
+  const c = result.counters
+  const lines: string[] = []
+  const o = result.options
+  lines.push('')
+  lines.push(`Soak: ${o.agents} agents + seed + docker-registry for ${formatDuration(result.ranMs)}${result.interrupted ? ' (interrupted)' : ''}, agent cache ${formatSize(o.cacheSizeBytes)}, seed-rng ${o.rngSeed}`)
+  lines.push(`  rollouts            ${result.rollouts} (${result.releases} image versions pushed; every pulling agent evicted in ${result.rolloutsEvictingEverywhere}; ${result.evictions} blobs evicted)`)
+  lines.push(`  requests            ${c.requests} (${c.manifestRequests} manifests, ${c.blobRequests} blobs)`)
+  lines.push(`  failures            ${c.failures}${c.failures === 0 ? '' : '  <-- must be 0'}`)
+  lines.push(`  bytes verified      ${formatSize(c.bytesVerified)} of ${formatSize(c.bytesReceived)} received (sha256 while streaming)`)
+  lines.push(`  image pulls         ${result.pullSeconds.count}: median ${formatDuration(result.pullSeconds.p50 * 1000)}, p95 ${formatDuration(result.pullSeconds.p95 * 1000)}, slowest ${formatDuration(result.pullSeconds.max * 1000)}`)
+  lines.push(`  agents' blob bytes  ${Object.entries(result.bytesBySource).filter(([, n]) => n > 0).map(([s, n]) => `${s} ${formatSize(n)}`).join(', ') || 'none'}`)
+  lines.push(`  faults              ${result.kills} SIGKILLs of an agent and restarts${result.restartFailures.length > 0 ? `, ${result.restartFailures.length} did not come back` : ''}`)
+  for (const f of result.failures.slice(0, 10)) lines.push(`    failed at ${formatDuration(f.atMs)} via ${f.agent}: ${f.url}: ${f.error}`)
+  if (result.failures.length > 10) lines.push(`    … ${c.failures - 10} more (all in the JSON, up to 50)`)
+  lines.push('')
+  lines.push(`Trends over the second half (from ${formatDuration(verdict.windowStartMs)}; least squares, one intercept per restart), limits ${verdict.thresholds.rssMiBPerHour} MiB/h RSS and ${verdict.thresholds.fdsPerHour} fds/h:`)
+  const rows = [['', 'samples', 'RSS now', 'RSS peak', 'RSS slope', '', 'fds now', 'fd slope', '']]
+  for (const t of verdict.trends) {
+    rows.push([
+      t.name + (t.incarnations > 1 ? ` (${t.incarnations} lives)` : ''),
+      String(t.samples),
+      `${t.rssNowMiB.toFixed(0)} MiB`,
+      `${t.rssPeakMiB.toFixed(0)} MiB`,
+      `${signed(t.rss.slope)} ±${fixed(t.rss.standardError)} MiB/h`,
+      t.rssOk ? 'ok' : 'LEAK?',
+      String(t.fdsNow),
+      `${signed(t.fds.slope)} ±${fixed(t.fds.standardError)} /h`,
+      t.fdsOk ? 'ok' : 'LEAK?',
+    ])
+  }
+  lines.push(table(rows))
+  if (result.ranMs < SHORT_RUN_MS) lines.push(`  (a ${formatDuration(result.ranMs)} run: its slopes are mostly GC and in-flight noise; trust runs of ${formatDuration(SHORT_RUN_MS)} and more)`)
+  const tallies = Object.entries(result.logTallies).flatMap(([name, tally]) => Object.entries(tally).map(([msg, t]) => ({ name, msg, ...t })))
+  if (tallies.length > 0) {
+    lines.push('')
+    lines.push('Warnings and errors the processes logged:')
+    for (const t of tallies.sort((a, b) => b.count - a.count).slice(0, 15)) lines.push(`  ${t.name}: ${t.level >= 50 ? 'error' : 'warn'} x${t.count}: ${t.msg}`)
+  }
+  lines.push('')
+  for (const t of verdict.trends) {
+    lines.push(`${t.rssOk && t.fdsOk ? 'OK  ' : 'FAIL'} ${t.name}: RSS ${signed(t.rss.slope)} MiB/h (limit ${verdict.thresholds.rssMiBPerHour}), fds ${signed(t.fds.slope)}/h (limit ${verdict.thresholds.fdsPerHour})`)
+  }
+  lines.push(`${c.failures === 0 && c.requests > 0 ? 'OK  ' : 'FAIL'} requests: ${c.failures} of ${c.requests} failed; ${formatSize(c.bytesVerified)} verified`)
+  lines.push(verdict.pass ? 'PASS: no failed request, no process over a slope limit.' : `FAIL: ${verdict.reasons.join('; ')}`)
+  return lines.join('\n')
+}
+
+function signed(n: number): string {
+  if (!Number.isFinite(n)) return 'n/a'
+  return `${n >= 0 ? '+' : ''}${n.toFixed(1)}`
+}
+
+function fixed(n: number): string {
+  return Number.isFinite(n) ? n.toFixed(1) : '?'
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
+  return rows.map((r) => `  ${r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ')}`.trimEnd()).join('\n')
+}
