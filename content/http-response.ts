@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import { toOciError } from '../protocol/oci-errors.js'
 import { contentRange, parseRange } from '../protocol/range.js'
-import { RangeNotSatisfiableError } from '../protocol/errors.js'
+import { MethodNotAllowedError, RangeNotSatisfiableError } from '../protocol/errors.js'
 import type { BlobHandle } from './caching-source.js'
 import { sendFileRange } from './file-response.js'
 
@@ -21,6 +21,7 @@ export function sendError(res: ServerResponse, err: unknown, extraHeaders: Recor
   const json = JSON.stringify(body)
   const headers: Record<string, string | number> = { ...extraHeaders, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json) }
   if (err instanceof RangeNotSatisfiableError) headers['Content-Range'] = `bytes */${err.size}`
+  if (err instanceof MethodNotAllowedError) headers.Allow = err.allow.join(', ')
   res.writeHead(status, headers)
   res.end(json)
 }

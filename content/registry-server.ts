@@ -1,11 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import type { CachingSource } from './caching-source.js'
 import { BLOB_OPEN_DEADLINE_MS, MANIFEST_DEADLINE_MS } from './constants.js'
 import { headerValue, sendBlob, sendError } from './http-response.js'
 import type { ManifestService } from './manifest-service.js'
 import { normaliseManifestAccept } from '../protocol/media-types.js'
-import { PollenError, RegistryUnknownError } from '../protocol/errors.js'
+import { MethodNotAllowedError, PollenError, RegistryUnknownError } from '../protocol/errors.js'
+import { ociErrorBody } from '../protocol/oci-errors.js'
 import { repositoryKey, type Repository } from '../protocol/reference.js'
 import { parseRegistryPath, type RegistryRoute } from '../protocol/registry-path.js'
 
@@ -49,13 +51,17 @@ export interface RegistryServerComponents {
 }
 
 const API_VERSION = { 'Docker-Distribution-API-Version': 'registry/2.0' }
+/** The methods of the pull API; any other is 405 with these in `Allow`. */
+const PULL_METHODS: readonly string[] = ['GET', 'HEAD']
+/** Request line plus headers larger than this are refused with 431 before any handler runs. */
+const MAX_HEADER_BYTES = 16 * 1024
 
 /**
  * The OCI pull API that seed and agent serve: `GET`/`HEAD` of `/v2/`, manifests and blobs,
  * `?ns=` selecting the registry. Every failure is answered as OCI error JSON; nothing here writes outside the store.
  */
 export function createRegistryServer(init: RegistryServerInit, c: RegistryServerComponents): Server {
-  const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
+  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
     const started = process.hrtime.bigint()
     let route = 'other'
     res.once('close', () => {
@@ -79,8 +85,10 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
       else sendError(res, err, unauthorized && refusals.has(err) && init.challenge !== undefined ? { 'WWW-Authenticate': init.challenge(req) } : {})
     })
   })
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // Answer only where nothing of another response went out on this connection (as Node's own handler does).
+    const inFlight = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+    if (socket.writable && (inFlight == null || !inFlight.headersSent)) socket.end(clientErrorResponse(err))
     else socket.destroy()
   })
   return server
@@ -93,9 +101,7 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
   ): Promise<void> {
     if (c.health(req, res)) return setRoute('health')
     if (c.routes?.(req, res) === true) return setRoute('other')
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      throw new PollenError('MethodNotAllowedError', 'UNSUPPORTED', `method ${String(req.method).slice(0, 16)} is not supported; this is a pull-only registry`)
-    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw new MethodNotAllowedError(String(req.method), PULL_METHODS)
     const parsed: RegistryRoute = parseRegistryPath(req.url ?? '/', init.defaultNs)
     setRoute(parsed.kind)
     switch (parsed.kind) {
@@ -145,6 +151,17 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
   function requireRegistry(repository: Repository): void {
     if (init.registries !== undefined && !init.registries.has(repository.ns)) throw new RegistryUnknownError(repository.ns)
   }
+}
+
+/**
+ * The raw answer to a request Node's parser refused before any handler saw it: 431 with OCI
+ * error JSON when the request line and headers passed MAX_HEADER_BYTES, 400 for anything
+ * else malformed. The connection is closed either way.
+ */
+function clientErrorResponse(err: NodeJS.ErrnoException): string {
+  if (err.code !== 'HPE_HEADER_OVERFLOW') return 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+  const json = JSON.stringify(ociErrorBody('UNSUPPORTED', `request header fields too large (the limit is ${MAX_HEADER_BYTES / 1024} KiB for the request line and headers)`))
+  return `HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`
 }
 
 /** A signal that fires when the client goes away before the response finished, or the deadline passes. */

@@ -108,6 +108,15 @@ export class RangeNotSatisfiableError extends PollenError {
   }
 }
 
+/** A method the pull API does not serve; answered 405 with `Allow` listing the methods it does. */
+export class MethodNotAllowedError extends PollenError {
+  readonly allow: readonly string[]
+  constructor(method: string, allow: readonly string[]) {
+    super('MethodNotAllowedError', 'UNSUPPORTED', `method ${method.slice(0, 16)} is not supported; this is a pull-only registry (${allow.join(', ')})`)
+    this.allow = allow
+  }
+}
+
 export class UpstreamUnauthorizedError extends PollenError {
   constructor(message: string) {
     super('UpstreamUnauthorizedError', 'UNAUTHORIZED', message)

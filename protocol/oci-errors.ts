@@ -1,5 +1,5 @@
 import type { OciErrorCode } from './errors.js'
-import { PollenError } from './errors.js'
+import { MethodNotAllowedError, PollenError } from './errors.js'
 
 /** The OCI distribution error table: each code, its HTTP status and its standard message. */
 export const OCI_ERRORS: Readonly<Record<OciErrorCode, { status: number; message: string }>> = {
@@ -39,6 +39,8 @@ export function ociErrorBody(code: OciErrorCode, message?: string, detail?: unkn
  * internals (paths, stack traces) never reach a client.
  */
 export function toOciError(err: unknown): { status: number; body: OciErrorBody } {
+  // The OCI table has no code of its own for a method not allowed: UNSUPPORTED, with HTTP's 405.
+  if (err instanceof MethodNotAllowedError) return { status: 405, body: ociErrorBody(err.ociCode, err.message) }
   if (err instanceof PollenError) {
     return { status: OCI_ERRORS[err.ociCode].status, body: ociErrorBody(err.ociCode, err.message, err.detail) }
   }

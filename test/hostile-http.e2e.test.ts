@@ -36,6 +36,7 @@ interface Hostile {
 interface Answer {
   status: number | 'reset' | 'timeout'
   contentType?: string
+  allow?: string
   body?: Buffer
 }
 
@@ -193,18 +194,33 @@ function send(process_: PollenProcess, pool: HttpAgent, h: Hostile): Promise<Ans
     req.on('response', (res: IncomingMessage) => {
       const parts: Buffer[] = []
       res.on('data', (c: Buffer) => parts.push(c))
-      res.on('end', () => done({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], body: Buffer.concat(parts) }))
-      res.on('error', () => done({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], body: Buffer.concat(parts) }))
+      const answer = () => ({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], allow: res.headers.allow, body: Buffer.concat(parts) })
+      res.on('end', () => done(answer()))
+      res.on('error', () => done(answer()))
     })
     req.end(h.method === 'POST' || h.method === 'PUT' || h.method === 'PATCH' ? h.body : undefined)
   })
 }
+
+/** Paths outside the pull API that answer other methods themselves (seed admission and bootstrap, agent status, health). */
+const OWN_METHOD_ROUTES = new Set(['/v1/admission', '/v1/bootstrap', '/v1/status', '/healthz', '/readyz'])
+/** Request-target bytes Node's parser accepts (it refuses DEL and bytes above 0x7e with a bare 400). */
+const PARSEABLE_PATH = /^[\x21-\x7e]*$/
 
 /** Why `a` breaks the properties, or undefined when it does not. */
 function violation(h: Hostile, a: Answer): string | undefined {
   if (a.status === 'timeout') return 'no answer within 30 s'
   if (a.status === 'reset') return undefined
   if (!ALLOWED.has(a.status)) return `status ${a.status}`
+  // More than 16 KiB of headers: 431, never a bare 400, unless the parser refused the request line first.
+  if (h.headers['x-pad'] !== undefined && PARSEABLE_PATH.test(h.path) && a.status !== 431) return `status ${a.status} for > 16 KiB of headers (431 expected)`
+  if (a.status === 431 && !isOciErrorJson(a)) return '431 without an OCI error body'
+  // A method the pull API does not serve: 405 with Allow (415 is for media types), or an earlier parser refusal.
+  if (h.method !== 'GET' && h.method !== 'HEAD' && !OWN_METHOD_ROUTES.has(h.path.split('?')[0]!)) {
+    if (a.status !== 405 && a.status !== 431 && !(a.status === 400 && (a.body?.byteLength ?? 0) === 0)) return `status ${a.status} for method ${h.method} (405 expected)`
+    if (a.status === 405 && (a.allow !== 'GET, HEAD' || !isOciErrorJson(a, 'UNSUPPORTED'))) return `405 with Allow ${String(a.allow)} and body ${a.body?.toString('utf8').slice(0, 200)}`
+  }
+  if (a.status === 405 && a.allow === undefined) return '405 without an Allow header'
   if (a.status >= 300 && h.method !== 'HEAD' && /json/i.test(a.contentType ?? '') && (a.body?.byteLength ?? 0) > 0) {
     let parsed: unknown
     try {
@@ -220,6 +236,17 @@ function violation(h: Hostile, a: Answer): string | undefined {
     }
   }
   return undefined
+}
+
+/** True when `a` carries a JSON body `{errors:[{code,message}, …]}` (with `code` first, if given). */
+function isOciErrorJson(a: Answer, code?: string): boolean {
+  if (!/json/i.test(a.contentType ?? '')) return false
+  try {
+    const errors = (JSON.parse(a.body?.toString('utf8') ?? '') as { errors?: Array<{ code?: unknown; message?: unknown }> }).errors
+    return Array.isArray(errors) && errors.length > 0 && isOciErrorCode(errors[0]!.code) && typeof errors[0]!.message === 'string' && (code === undefined || errors[0]!.code === code)
+  } catch {
+    return false
+  }
 }
 
 async function runAll(items: Hostile[]): Promise<Array<{ h: Hostile; a: Answer }>> {
@@ -308,6 +335,9 @@ describeWithBinaries(['docker-registry'], 'hostile HTTP requests against a runni
 
     expect(results.length).toBe(2 * REQUESTS_PER_TARGET)
     expect(bad.slice(0, 20), `FC_SEED=${SEED}`).toEqual([])
+    // The 431 and 405 properties are not vacuous: the sample holds such requests, and some got those answers.
+    expect(results.some(({ h, a }) => h.headers['x-pad'] !== undefined && a.status === 431), 'a > 16 KiB header request answered 431').toBe(true)
+    expect(results.some(({ h, a }) => h.method === 'DELETE' && a.status === 405), 'a DELETE answered 405').toBe(true)
 
     // Both processes are still up and healthy.
     for (const p of [agent, seed]) {
