@@ -58,14 +58,14 @@ export class Puller {
   async #pull(agent: string, agentUrl: string, dispatcher: Dispatcher, image: ImageVersion): Promise<void> {
     const q = `?ns=${encodeURIComponent(this.#ns)}`
     const manifestUrl = `${agentUrl}/v2/${image.repo}/manifests/${image.tag}${q}`
-    const manifest = await this.#request(agent, manifestUrl, dispatcher, MANIFEST_TIMEOUT_MS, 'manifest', async (res) => {
+    const manifest = await this.#request(agent, manifestUrl, dispatcher, MANIFEST_TIMEOUT_MS, 'manifest', async (res, received) => {
       const body = Buffer.from(await res.body.arrayBuffer())
-      this.counters.bytesReceived += body.length
+      received.bytes += body.length
       const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`
       if (digest !== image.manifestDigest) throw new Error(`manifest hashes to ${digest}, pushed ${image.manifestDigest}`)
       const header = res.headers['docker-content-digest']
       if (header !== undefined && header !== digest) throw new Error(`Docker-Content-Digest ${String(header)} but the body hashes to ${digest}`)
-      this.counters.bytesVerified += body.length
+      received.verified = true
       return JSON.parse(body.toString('utf8')) as { config: { digest: string }; layers: Array<{ digest: string }> }
     })
     if (manifest === undefined) return
@@ -75,31 +75,43 @@ export class Puller {
         for (let digest = queue.shift(); digest !== undefined; digest = queue.shift()) {
           const expected = image.blobs.get(digest)
           const url = `${agentUrl}/v2/${image.repo}/blobs/${digest}${q}`
-          await this.#request(agent, url, dispatcher, BLOB_TIMEOUT_MS, 'blob', async (res) => {
+          await this.#request(agent, url, dispatcher, BLOB_TIMEOUT_MS, 'blob', async (res, received) => {
             const hash = createHash('sha256')
-            let n = 0
             for await (const chunk of res.body) {
               hash.update(chunk as Buffer)
-              n += (chunk as Buffer).byteLength
-              this.counters.bytesReceived += (chunk as Buffer).byteLength
+              received.bytes += (chunk as Buffer).byteLength
             }
             const got = `sha256:${hash.digest('hex')}`
-            if (got !== digest) throw new Error(`${n} bytes hashing to ${got}`)
-            if (n !== expected) throw new Error(`${n} bytes, pushed ${expected ?? 'no such blob'}`)
-            this.counters.bytesVerified += n
+            if (got !== digest) throw new Error(`${received.bytes} bytes hashing to ${got}`)
+            if (received.bytes !== expected) throw new Error(`${received.bytes} bytes, pushed ${expected ?? 'no such blob'}`)
+            received.verified = true
           })
         }
       }),
     )
   }
 
-  /** One GET: hands a 200 to `read`, records any other answer or error as a failure, counts it once done (not when the soak aborted it). */
-  async #request<T>(agent: string, url: string, dispatcher: Dispatcher, timeoutMs: number, kind: 'manifest' | 'blob', read: (res: Dispatcher.ResponseData) => Promise<T>): Promise<T | undefined> {
+  /**
+   * One GET: hands a 200 to `read` (which tallies the body bytes it received and marks them
+   * verified), records any other answer or error as a failure. The request and its bytes are
+   * counted once it is done, and not at all when the soak aborted it.
+   */
+  async #request<T>(
+    agent: string,
+    url: string,
+    dispatcher: Dispatcher,
+    timeoutMs: number,
+    kind: 'manifest' | 'blob',
+    read: (res: Dispatcher.ResponseData, received: { bytes: number; verified: boolean }) => Promise<T>,
+  ): Promise<T | undefined> {
     if (this.#signal.aborted) return undefined
+    const received = { bytes: 0, verified: false }
     const count = (): void => {
       this.counters.requests++
       if (kind === 'manifest') this.counters.manifestRequests++
       else this.counters.blobRequests++
+      this.counters.bytesReceived += received.bytes
+      if (received.verified) this.counters.bytesVerified += received.bytes
     }
     try {
       const res = await request(url, {
@@ -108,7 +120,7 @@ export class Puller {
         signal: AbortSignal.any([this.#signal, AbortSignal.timeout(timeoutMs)]),
       })
       if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode} ${(await res.body.text()).slice(0, 300)}`)
-      const value = await read(res)
+      const value = await read(res, received)
       count()
       return value
     } catch (err) {
