@@ -92,6 +92,7 @@ export class CachingSource implements BlobSource {
     }
     const fill = this.#fills.get(digest.value) ?? this.#startFill(digest, options)
     const info = await raceAbort(fill.ready, options.signal)
+    await this.#checkRoom(fill, info.size)
     return { ...info, cached: false, source: fill.source, read: async (start, end) => fill.createReader(start, end) }
   }
 
@@ -100,6 +101,19 @@ export class CachingSource implements BlobSource {
     const offset = options.offset ?? 0
     const stream = await handle.read(offset, handle.size - 1)
     return { digest: handle.digest, size: handle.size, mediaType: handle.mediaType, stream }
+  }
+
+  /**
+   * Throws StoreFullError when the disk has no room left for the rest of the blob beside what
+   * the other fills still have to write, so that the client gets an error (503, and containerd
+   * tries its next host) before any header goes out instead of a body cut short. The fill
+   * itself goes on: space may be freed meanwhile.
+   */
+  async #checkRoom(fill: Fill, size: number): Promise<void> {
+    if (fill.verified) return
+    let reserved = 0
+    for (const other of this.#fills.values()) if (other !== fill && other.size !== undefined) reserved += Math.max(0, other.size - other.written)
+    await this.#c.store.ensureRoom(size - fill.written, reserved)
   }
 
   #startFill(digest: Digest, options: OpenOptions): Fill {

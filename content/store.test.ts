@@ -5,7 +5,7 @@ import { join, dirname } from 'node:path'
 import { pino } from 'pino'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { parseDigest } from '../protocol/digest.js'
-import { BlobUnknownError, DigestMismatchError } from '../protocol/errors.js'
+import { BlobUnknownError, DigestMismatchError, StoreFullError } from '../protocol/errors.js'
 import { ContentStore } from './store.js'
 
 const logger = pino({ level: 'silent' })
@@ -107,5 +107,15 @@ describe('ContentStore', () => {
     expect(await stat(corruptPath).catch(() => undefined)).toBeUndefined()
     expect(reopened.bytes).toBe(kept.byteLength + orphan.byteLength)
     await reopened.close()
+  })
+
+  it('says whether the disk has room for a blob beside what other fills still have to write', async () => {
+    const store = await ContentStore.open({ dir }, { logger })
+    const free = await store.freeBytes()
+    expect(free).toBeGreaterThan(0)
+    await store.ensureRoom(1)
+    await expect(store.ensureRoom(free + 1024 * 1024 * 1024)).rejects.toThrow(StoreFullError)
+    await expect(store.ensureRoom(1, free + 1024 * 1024 * 1024)).rejects.toMatchObject({ name: 'StoreFullError', ociCode: 'UNAVAILABLE' })
+    await store.close()
   })
 })

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { createReadStream, type ReadStream } from 'node:fs'
-import { mkdir, open, readdir, type FileHandle, rename, rm, stat, unlink, access, constants as fsConstants } from 'node:fs/promises'
+import { mkdir, open, readdir, type FileHandle, rename, rm, stat, statfs, unlink, access, constants as fsConstants } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
 import type { Logger } from 'pino'
@@ -256,6 +256,23 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
   /** Stores a small JSON record beside the index; survives restarts. */
   async putRecord(key: string, value: unknown): Promise<void> {
     await this.#db.put(RECORD_PREFIX + key, value as BlobRecord)
+  }
+
+  /** Bytes the store's file system has free for it (an unprivileged process's view). */
+  async freeBytes(): Promise<number> {
+    const fs = await statfs(join(this.dir, 'tmp'))
+    return fs.bavail * fs.bsize
+  }
+
+  /**
+   * Resolves when the file system has room for `bytes` more beyond `reserved` (bytes other
+   * fills still have to write); throws StoreFullError otherwise.
+   */
+  async ensureRoom(bytes: number, reserved = 0): Promise<void> {
+    const free = await this.freeBytes()
+    if (free - reserved < bytes) {
+      throw new StoreFullError(`the content store is out of disk space: ${bytes} bytes needed, ${free} free, ${reserved} of them promised to fills in progress`)
+    }
   }
 
   /** Resolves when the data directory is writable; rejects otherwise. */

@@ -27,6 +27,11 @@ export interface PullOptions {
   parallel?: number
   /** Per-request deadline (default 90 s). */
   requestTimeoutMs?: number
+  /**
+   * The registry itself (`http://host:port`), tried right after a failed mirror request the
+   * way containerd tries the next host of hosts.toml (the `server`).
+   */
+  fallback?: string
 }
 
 export interface PullOutcome {
@@ -40,7 +45,9 @@ export interface PullOutcome {
   bytesCorrupted: number
   /** Bytes of the blobs (or manifest) the pull never got right before its deadline. */
   bytesLost: number
-  /** Requests repeated after a failure. */
+  /** Of bytesVerified, those that came from the fallback registry rather than the mirror. */
+  bytesFromFallback: number
+  /** Requests repeated after a failure (a fallback attempt is not a retry). */
   retries: number
   /** The distinct failures seen (status and OCI code, or the error), with counts. */
   failures: Record<string, number>
@@ -61,7 +68,7 @@ export async function verifiedPull(mirror: string, repo: string, reference: stri
   const deadline = Date.now() + (options.deadlineMs ?? 120_000)
   const timeoutMs = options.requestTimeoutMs ?? 90_000
   const q = `?ns=${encodeURIComponent(ns)}`
-  const outcome: PullOutcome = { mirror, reference: `${repo}:${reference}`, ok: false, blobs: 0, bytesVerified: 0, bytesCorrupted: 0, bytesLost: 0, retries: 0, failures: {}, seconds: 0 }
+  const outcome: PullOutcome = { mirror, reference: `${repo}:${reference}`, ok: false, blobs: 0, bytesVerified: 0, bytesCorrupted: 0, bytesLost: 0, bytesFromFallback: 0, retries: 0, failures: {}, seconds: 0 }
   const failed = (what: string): void => void (outcome.failures[what] = (outcome.failures[what] ?? 0) + 1)
   const backoff = async (attempt: number): Promise<boolean> => {
     const wait = Math.min(500 * 2 ** attempt, options.maxBackoffMs ?? 4000)
@@ -71,16 +78,20 @@ export async function verifiedPull(mirror: string, repo: string, reference: stri
     return true
   }
 
-  let manifest: { config: Blob; layers: Blob[] } | undefined
-  for (let attempt = 0; manifest === undefined; attempt++) {
-    const got = await getManifest(`${mirror}/v2/${repo}/manifests/${reference}${q}`, reference, timeoutMs)
-    if (got.kind === 'ok') {
-      outcome.bytesVerified += got.bytes
-      manifest = got.manifest
-      break
+  let manifest!: { config: Blob; layers: Blob[] }
+  const hosts = [{ base: mirror, query: q, name: '' }, ...(options.fallback === undefined ? [] : [{ base: options.fallback, query: '', name: 'fallback ' }])]
+  retrying: for (let attempt = 0; ; attempt++) {
+    for (const host of hosts) {
+      const got = await getManifest(`${host.base}/v2/${repo}/manifests/${reference}${host.query}`, reference, timeoutMs)
+      if (got.kind === 'ok') {
+        outcome.bytesVerified += got.bytes
+        if (host.name !== '') outcome.bytesFromFallback += got.bytes
+        manifest = got.manifest
+        break retrying
+      }
+      if (got.kind === 'corrupted') outcome.bytesCorrupted += got.bytes
+      failed(`${host.name}manifest: ${got.why}`)
     }
-    if (got.kind === 'corrupted') outcome.bytesCorrupted += got.bytes
-    failed(`manifest: ${got.why}`)
     if (!(await backoff(attempt))) return finish(outcome, started)
   }
   const blobs = [manifest.config, ...manifest.layers]
@@ -90,14 +101,17 @@ export async function verifiedPull(mirror: string, repo: string, reference: stri
   await Promise.all(
     Array.from({ length: options.parallel ?? 3 }, async () => {
       for (let blob = queue.shift(); blob !== undefined; blob = queue.shift()) {
-        for (let attempt = 0; ; attempt++) {
-          const got = await getBlob(`${mirror}/v2/${repo}/blobs/${blob.digest}${q}`, blob, timeoutMs)
-          if (got.kind === 'ok') {
-            outcome.bytesVerified += blob.size
-            break
+        fetching: for (let attempt = 0; ; attempt++) {
+          for (const host of hosts) {
+            const got = await getBlob(`${host.base}/v2/${repo}/blobs/${blob.digest}${host.query}`, blob, timeoutMs)
+            if (got.kind === 'ok') {
+              outcome.bytesVerified += blob.size
+              if (host.name !== '') outcome.bytesFromFallback += blob.size
+              break fetching
+            }
+            if (got.kind === 'corrupted') outcome.bytesCorrupted += got.bytes
+            failed(`${host.name}blob: ${got.why}`)
           }
-          if (got.kind === 'corrupted') outcome.bytesCorrupted += got.bytes
-          failed(`blob: ${got.why}`)
           if (!(await backoff(attempt))) {
             outcome.bytesLost += blob.size
             allOk = false
@@ -178,6 +192,7 @@ export interface ScenarioResult {
   bytesVerified: number
   bytesCorrupted: number
   bytesLost: number
+  bytesFromFallback: number
   retries: number
   failures: Record<string, number>
   /** Anything else worth keeping (where bytes came from, the store's state, …). */
@@ -196,6 +211,7 @@ export function tally(scenario: string, outcomes: PullOutcome[], notes?: Record<
     bytesVerified: outcomes.reduce((n, o) => n + o.bytesVerified, 0),
     bytesCorrupted: outcomes.reduce((n, o) => n + o.bytesCorrupted, 0),
     bytesLost: outcomes.reduce((n, o) => n + o.bytesLost, 0),
+    bytesFromFallback: outcomes.reduce((n, o) => n + o.bytesFromFallback, 0),
     retries: outcomes.reduce((n, o) => n + o.retries, 0),
     failures,
     ...(notes === undefined ? {} : { notes }),
@@ -211,6 +227,7 @@ export async function recordResult(result: ScenarioResult): Promise<void> {
   console.log(
     `RESULT reliability-${result.scenario}: pulls attempted ${result.pullsAttempted}, completed ${result.pullsCompleted}, ` +
       `bytes verified ${result.bytesVerified} (${(result.bytesVerified / MiB).toFixed(1)} MiB), corrupted ${result.bytesCorrupted}, lost ${result.bytesLost}, ` +
+      `${result.bytesFromFallback > 0 ? `of which from the registry as fallback ${result.bytesFromFallback}, ` : ''}` +
       `retries ${result.retries}${failures === '' ? '' : ` (${failures})`}`,
   )
   const path = `${RESULTS_DIR}reliability-${result.scenario}.json`
