@@ -46,6 +46,10 @@ export class AgentSlot implements Watched {
     return this.#incarnation
   }
 
+  opsUrl(): string | undefined {
+    return this.process?.opsUrl
+  }
+
   /** Called by the fleet when a new process took this slot. */
   started(process: AgentProcess): void {
     this.process = process
@@ -83,7 +87,7 @@ export class Fleet {
 
   /** The seed as a watched process. */
   seedWatch(): Watched {
-    return { name: 'seed', pid: () => this.seed?.child.pid, incarnation: () => 0 }
+    return { name: 'seed', pid: () => this.seed?.child.pid, incarnation: () => 0, opsUrl: () => this.seed?.opsUrl }
   }
 
   /** SIGKILLs the agent (a crash: no shutdown, temp files and all left behind). */

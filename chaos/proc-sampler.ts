@@ -1,5 +1,9 @@
-/** Samples processes' resident memory and open file descriptors from /proc every few seconds. */
+/**
+ * Samples processes' resident memory and open file descriptors from /proc every few seconds,
+ * and, for information, their V8 heap from their /metrics (prom-client's default metrics).
+ */
 import { readFile, readdir } from 'node:fs/promises'
+import { request } from 'undici'
 
 export interface ProcSample {
   /** Milliseconds since the soak started. */
@@ -9,6 +13,10 @@ export interface ProcSample {
   pid: number
   rssBytes: number
   fds: number
+  /** nodejs_heap_size_used_bytes, when /metrics answered. */
+  heapUsedBytes?: number
+  /** nodejs_external_memory_bytes (Buffers and the like outside the V8 heap), when /metrics answered. */
+  externalBytes?: number
 }
 
 /** A process to watch; `pid()` is undefined while it is down. */
@@ -16,6 +24,8 @@ export interface Watched {
   name: string
   pid(): number | undefined
   incarnation(): number
+  /** Where its /metrics is, if anywhere. */
+  opsUrl(): string | undefined
 }
 
 /** VmRSS of `pid` in bytes; throws when the process is gone. */
@@ -24,6 +34,22 @@ export async function readRss(pid: number): Promise<number> {
   const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]
   if (kb === undefined) throw new Error(`/proc/${pid}/status has no VmRSS (a zombie?)`)
   return Number(kb) * 1024
+}
+
+/** The V8 heap figures from a Pollen process's /metrics; empty when it does not answer. */
+export async function readHeap(opsUrl: string): Promise<{ heapUsedBytes?: number; externalBytes?: number }> {
+  try {
+    const res = await request(`${opsUrl}/metrics`, { signal: AbortSignal.timeout(2_000) })
+    const text = await res.body.text()
+    if (res.statusCode !== 200) return {}
+    const value = (name: string): number | undefined => {
+      const m = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)$`, 'm').exec(text)
+      return m === null ? undefined : Number(m[1])
+    }
+    return { heapUsedBytes: value('nodejs_heap_size_used_bytes'), externalBytes: value('nodejs_external_memory_bytes') }
+  } catch {
+    return {}
+  }
 }
 
 /** Number of open file descriptors of `pid`; throws when the process is gone. */
@@ -68,9 +94,10 @@ export class ProcSampler {
           if (pid === undefined) return
           const incarnation = w.incarnation()
           try {
-            const [rssBytes, fds] = await Promise.all([readRss(pid), countFds(pid)])
+            const opsUrl = w.opsUrl()
+            const [rssBytes, fds, heap] = await Promise.all([readRss(pid), countFds(pid), opsUrl === undefined ? {} : readHeap(opsUrl)])
             if (w.pid() !== pid) return
-            this.samples.get(w.name)!.push({ atMs, incarnation, pid, rssBytes, fds })
+            this.samples.get(w.name)!.push({ atMs, incarnation, pid, rssBytes, fds, ...heap })
           } catch {
             /* died between pid() and the read */
           }

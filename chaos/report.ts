@@ -18,6 +18,9 @@ export interface ProcessTrend {
   rss: SlopeFit
   /** Open fds per hour. */
   fds: SlopeFit
+  /** V8 heap used, MiB per hour: for telling a JS leak from allocator growth; not judged. */
+  heap: SlopeFit
+  heapNowMiB: number | undefined
   rssNowMiB: number
   rssPeakMiB: number
   fdsNow: number
@@ -65,16 +68,24 @@ function trendOf(name: string, samples: ProcSample[]): ProcessTrend {
     list.push(s)
     byIncarnation.set(s.incarnation, list)
   }
-  const series = (y: (s: ProcSample) => number): Point[][] => [...byIncarnation.values()].map((list) => list.map((s) => ({ x: s.atMs / HOUR_MS, y: y(s) })))
+  const series = (y: (s: ProcSample) => number | undefined): Point[][] =>
+    [...byIncarnation.values()].map((list) => list.flatMap((s) => {
+      const value = y(s)
+      return value === undefined ? [] : [{ x: s.atMs / HOUR_MS, y: value }]
+    }))
   const rss = pooledSlope(series((s) => s.rssBytes / MiB))
   const fds = pooledSlope(series((s) => s.fds))
+  const heap = pooledSlope(series((s) => (s.heapUsedBytes === undefined ? undefined : s.heapUsedBytes / MiB)))
   const last = samples.at(-1)
+  const lastHeap = samples.findLast((s) => s.heapUsedBytes !== undefined)?.heapUsedBytes
   return {
     name,
     incarnations: byIncarnation.size,
     samples: samples.length,
     rss,
     fds,
+    heap,
+    heapNowMiB: lastHeap === undefined ? undefined : lastHeap / MiB,
     rssNowMiB: (last?.rssBytes ?? 0) / MiB,
     rssPeakMiB: Math.max(0, ...samples.map((s) => s.rssBytes)) / MiB,
     fdsNow: last?.fds ?? 0,
@@ -102,7 +113,7 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
   if (result.failures.length > 10) lines.push(`    … ${c.failures - 10} more (all in the JSON, up to 50)`)
   lines.push('')
   lines.push(`Trends over the second half (from ${formatDuration(verdict.windowStartMs)}; least squares, one intercept per restart), limits ${verdict.thresholds.rssMiBPerHour} MiB/h RSS and ${verdict.thresholds.fdsPerHour} fds/h:`)
-  const rows = [['', 'samples', 'RSS now', 'RSS peak', 'RSS slope', '', 'fds now', 'fd slope', '']]
+  const rows = [['', 'samples', 'RSS now', 'RSS peak', 'RSS slope', '', 'fds now', 'fd slope', '', 'V8 heap now', 'heap slope (info)']]
   for (const t of verdict.trends) {
     rows.push([
       t.name + (t.incarnations > 1 ? ` (${t.incarnations} lives)` : ''),
@@ -114,6 +125,8 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
       String(t.fdsNow),
       `${signed(t.fds.slope)} ±${fixed(t.fds.standardError)} /h`,
       t.fdsOk ? 'ok' : 'LEAK?',
+      t.heapNowMiB === undefined ? '?' : `${t.heapNowMiB.toFixed(0)} MiB`,
+      `${signed(t.heap.slope)} ±${fixed(t.heap.standardError)} MiB/h`,
     ])
   }
   lines.push(table(rows))
