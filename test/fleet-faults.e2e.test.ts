@@ -1,0 +1,269 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { pino } from 'pino'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { ContentStore } from '../content/store.js'
+import { DigestVerifier } from '../protocol/digest-verifier.js'
+import { startFleetAgents, startFleetSeed, waitFor, type FleetAgent, type FleetSeed } from './helpers/fleet-processes.js'
+import { fleetPull, tally, type ExpectedImage, type PullOutcome } from './helpers/fleet-pull.js'
+import { formatRow, recordRow, type ScenarioRow } from './helpers/fleet-report.js'
+import { startUpstreamFaults, type UpstreamFaults } from './helpers/fleet-upstream-faults.js'
+import { buildImage, pushImage } from './helpers/oci-image.js'
+import { seedArgsFor } from './helpers/pollen-stack.js'
+import { startRegistry, type RunningRegistry } from './helpers/registry.js'
+import { describeWithBinaries } from './helpers/requirements.js'
+
+const MiB = 1024 * 1024
+const AGENTS = 8
+const LAYERS = [5 * MiB, 4 * MiB, 3 * MiB, 2 * MiB]
+const RESULTS = fileURLToPath(new URL('./results/fleet-faults.json', import.meta.url))
+/** Replays a run's kill points and restart moment: FLEET_FAULTS_SEED=<printed seed>. */
+const RNG_SEED = Number(process.env.FLEET_FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31))
+const RUN = { startedAt: new Date().toISOString(), rngSeed: RNG_SEED, agents: AGENTS, layers: LAYERS }
+
+/** mulberry32: a small seeded PRNG in [0, 1). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+describeWithBinaries(['docker-registry'], 'a fleet rollout to 8 agent processes under faults', () => {
+  const random = prng(RNG_SEED)
+  let work: string
+  let registry: RunningRegistry
+  let upstream: UpstreamFaults
+  let seed: FleetSeed
+  let agents: FleetAgent[] = []
+
+  beforeAll(async () => {
+    console.log(`fleet-faults: FLEET_FAULTS_SEED=${RNG_SEED}`)
+    work = await mkdtemp(join(tmpdir(), 'pollen-e2e-fleet-faults-'))
+    registry = await startRegistry({})
+    upstream = await startUpstreamFaults(registry.url)
+    // The seed's only way to the registry is the fault-injecting proxy, which also counts every upstream fetch.
+    seed = await startFleetSeed(seedArgsFor({ ...registry, url: upstream.url }, join(work, 'seed')))
+    const joinTokenFile = await seed.joinTokenFile({ uses: 4 * AGENTS })
+    agents = await startFleetAgents(AGENTS, { work, seedUrl: seed.url, ns: registry.host, enroll: ['--join-token-file', joinTokenFile] })
+    await waitForRoutingTables(agents)
+  }, 180_000)
+  afterAll(async () => {
+    await Promise.all(agents.map((a) => a.stop()))
+    await seed?.stop()
+    await upstream?.stop()
+    await registry?.stop()
+    if (work !== undefined) await rm(work, { recursive: true, force: true })
+  })
+
+  /** Builds an image of LAYERS under `name`, pushes it straight to the registry (not through the proxy). */
+  async function prepare(name: string): Promise<{ repo: string; image: ExpectedImage }> {
+    const built = await buildImage(join(work, name), { layers: LAYERS, seed: `${name}/${RNG_SEED}` })
+    const repo = `fleet/${name}`
+    await pushImage(registry.url, repo, 'v1', built)
+    const blobs = [built.config, ...built.layers].map((b) => ({ digest: b.digest, size: b.size }))
+    return { repo, image: { manifestDigest: built.manifestDigest, manifestSize: built.manifest.byteLength, blobs } }
+  }
+
+  /**
+   * Every client pulls like containerd under kubelet: a failed manifest or blob fetch is tried
+   * again after 1, 2, 4, 8, then 15 s, at most 8 times (about 75 s, enough to wait out a seed
+   * restart on this loaded machine). Each repeat is counted and reported.
+   */
+  const pullOptions = (repo: string) => ({ ns: registry.host, repo, tag: 'v1', retries: 8, retryDelayMs: (n: number) => Math.min(1000 * 2 ** n, 15_000) })
+
+  /** The row for a scenario: the pulls' figures, and the upstream's answers to this image's blob GETs since `firstRequest`. */
+  function row(scenario: string, started: number, image: ExpectedImage, outcomes: PullOutcome[], firstRequest: number, notes: Record<string, unknown>): ScenarioRow {
+    const t = tally(outcomes)
+    const gets = image.blobs.map((b) => upstream.blobGets(b.digest).ok)
+    return {
+      scenario,
+      agents: AGENTS,
+      pullsAttempted: t.pullsAttempted,
+      pullsCompleted: t.pullsCompleted,
+      pullsInterrupted: t.pullsInterrupted,
+      pullsFailed: t.pullsFailed,
+      clientRetries: t.clientRetries,
+      bytesVerified: t.bytesVerified,
+      bytesCorrupted: t.bytesCorrupted,
+      bytesLost: t.bytesLost,
+      upstreamBlobGets: gets.reduce((a, b) => a + b, 0),
+      upstreamBlobGetsMaxPerBlob: Math.max(...gets),
+      upstreamFaults: upstream.requests.slice(firstRequest).filter((r) => r.injected).length,
+      slowestPullSeconds: t.slowestSeconds,
+      seconds: (performance.now() - started) / 1000,
+      notes,
+    }
+  }
+
+  async function report(r: ScenarioRow, outcomes: PullOutcome[]): Promise<void> {
+    console.log(formatRow(r))
+    const errors = outcomes.flatMap((o) => o.errors)
+    if (errors.length > 0) console.log(`fleet-faults | ${r.scenario} | client-side fetch failures:\n  ${errors.join('\n  ')}`)
+    await recordRow(RESULTS, RUN, r)
+  }
+
+  /** What every scenario demands of its pulls: all complete (bar those whose own agent was killed), no byte wrong or missing. */
+  function expectEveryPullWhole(r: ScenarioRow, image: ExpectedImage, outcomes: PullOutcome[]): void {
+    expect(r.bytesCorrupted).toBe(0)
+    expect(r.bytesLost).toBe(0)
+    expect(r.pullsFailed).toBe(0)
+    expect(r.pullsCompleted).toBe(r.pullsAttempted - r.pullsInterrupted)
+    const whole = image.manifestSize + image.blobs.reduce((n, b) => n + b.size, 0)
+    for (const o of outcomes.filter((o) => o.status === 'completed')) expect(o.bytesVerified).toBe(whole)
+  }
+
+  it('completes every pull with verified bytes while a quarter of the agents are SIGKILLed at random points of their pull, and each restarted agent completes its pull with a consistent store', async () => {
+    const started = performance.now()
+    const firstRequest = upstream.requests.length
+    const { repo, image } = await prepare('kills')
+    const whole = image.manifestSize + image.blobs.reduce((n, b) => n + b.size, 0)
+    const victims = new Map<number, number>()
+    while (victims.size < AGENTS / 4) {
+      const i = Math.floor(random() * AGENTS)
+      // Killed once its client has read between 10 % and 80 % of the image.
+      if (!victims.has(i)) victims.set(i, Math.floor((0.1 + 0.7 * random()) * whole))
+    }
+    const kills: Array<{ agent: number; atBytes: number; restartMs: number }> = []
+    const outcomes: PullOutcome[] = []
+    await Promise.all(
+      agents.map(async (agent, i) => {
+        const killAt = victims.get(i)
+        if (killAt === undefined) {
+          outcomes.push(await fleetPull(agent.url, image, pullOptions(repo)))
+          return
+        }
+        const died = new AbortController()
+        let read = 0
+        let killed: Promise<void> | undefined
+        const kill = (): void => {
+          killed = agent.kill()
+          died.abort()
+        }
+        const first = await fleetPull(agent.url, image, {
+          ...pullOptions(repo),
+          signal: died.signal,
+          onBytes: (n) => {
+            read += n
+            if (killed === undefined && read >= killAt) kill()
+          },
+        })
+        outcomes.push(first)
+        // A pull that failed before its kill point is a failure of its own (counted); the agent is killed all the same.
+        if (killed === undefined) kill()
+        await killed
+        const restarting = Date.now()
+        await agent.start()
+        kills.push({ agent: i, atBytes: read, restartMs: Date.now() - restarting })
+        outcomes.push(await fleetPull(agent.url, image, pullOptions(repo)))
+      }),
+    )
+    const r = row('agent-kills', started, image, outcomes, firstRequest, { kills })
+    await report(r, outcomes)
+    expectEveryPullWhole(r, image, outcomes)
+    expect(r.pullsInterrupted).toBe(victims.size)
+    expect(r.pullsAttempted).toBe(AGENTS + victims.size)
+    // The seed was not touched: it fetched each blob from the upstream exactly once.
+    expect(r.upstreamBlobGetsMaxPerBlob).toBe(1)
+    expect(r.upstreamBlobGets).toBe(image.blobs.length)
+
+    // Each restarted agent's store: every indexed blob's bytes match its digest, this image's blobs are all there, no temp file is left.
+    for (const i of victims.keys()) {
+      const agent = agents[i]!
+      await waitFor(async () => (await agent.process.metric('pollen_agent_inflight_fills')) === 0, 60_000, `agent ${i} has no fill in progress`)
+      await agent.stop()
+      const held = await verifyStore(agent.dataDir)
+      for (const b of image.blobs) expect(held).toContain(b.digest)
+      await agent.start()
+    }
+    await waitForRoutingTables(agents)
+  }, 240_000)
+
+  it('completes every pull with verified bytes when the seed is killed and restarted mid-rollout on the same data dir and ports', async () => {
+    const started = performance.now()
+    const firstRequest = upstream.requests.length
+    const { repo, image } = await prepare('seed-restart')
+    const blobBytes = image.blobs.reduce((n, b) => n + b.size, 0)
+    // Restarted once the upstream sent the seed between 20 % and 60 % of the image's blob bytes.
+    const restartAt = Math.floor((0.2 + 0.4 * random()) * blobBytes)
+    let fromUpstream = 0
+    let restarted: Promise<number> | undefined
+    upstream.onBytes = (n, req) => {
+      if (!req.path.includes('/blobs/')) return
+      fromUpstream += n
+      if (restarted === undefined && fromUpstream >= restartAt) {
+        restarted = seed.restart()
+        restarted.catch(() => {})
+      }
+    }
+    let outcomes: PullOutcome[]
+    try {
+      outcomes = await Promise.all(agents.map((agent) => fleetPull(agent.url, image, pullOptions(repo))))
+    } finally {
+      upstream.onBytes = undefined
+    }
+    expect(restarted).toBeDefined()
+    const downMs = await restarted!
+    const r = row('seed-restart', started, image, outcomes, firstRequest, { restartAtUpstreamBytes: restartAt, seedDownMs: downMs })
+    await report(r, outcomes)
+    expectEveryPullWhole(r, image, outcomes)
+    expect(r.pullsAttempted).toBe(AGENTS)
+    // At most one upstream fetch of a blob was cut by the restart: each blob left the upstream at most twice.
+    expect(r.upstreamBlobGetsMaxPerBlob).toBeLessThanOrEqual(2)
+    expect(r.upstreamBlobGets).toBeLessThanOrEqual(2 * image.blobs.length)
+    await waitForRoutingTables(agents)
+  }, 180_000)
+
+  it('completes every pull with verified bytes through a burst of 500s and 429s with Retry-After from the upstream, fetching each blob from the upstream once', async () => {
+    const started = performance.now()
+    const firstRequest = upstream.requests.length
+    const { repo, image } = await prepare('upstream-burst')
+    const BURST = 16
+    upstream.burst({ count: BURST, statuses: [500, 429], retryAfterSeconds: 1 })
+    const outcomes = await Promise.all(agents.map((agent) => fleetPull(agent.url, image, pullOptions(repo))))
+    const seen = upstream.requests.slice(firstRequest)
+    const r = row('upstream-5xx-429', started, image, outcomes, firstRequest, {
+      burst: BURST,
+      injectedOn: { manifests: seen.filter((q) => q.injected && q.path.includes('/manifests/')).length, blobs: seen.filter((q) => q.injected && q.path.includes('/blobs/')).length },
+    })
+    await report(r, outcomes)
+    expectEveryPullWhole(r, image, outcomes)
+    expect(r.upstreamFaults).toBe(BURST)
+    expect(r.pullsAttempted).toBe(AGENTS)
+    // Every blob was fetched whole from the upstream exactly once, and retried at most as often as it was failed.
+    expect(r.upstreamBlobGetsMaxPerBlob).toBe(1)
+    for (const b of image.blobs) expect(upstream.blobGets(b.digest).failed).toBeLessThanOrEqual(BURST)
+  }, 180_000)
+})
+
+/** Waits until every agent's DHT routing table holds the seed and at least one other agent. */
+async function waitForRoutingTables(agents: FleetAgent[]): Promise<void> {
+  await Promise.all(agents.map((a) => waitFor(async () => (await a.process.metric('pollen_agent_dht_routing_table_peers')) >= 2, 60_000, `agent ${a.index}'s routing table holds 2 peers`)))
+}
+
+/**
+ * Opens a stopped agent's store and checks that every indexed blob's file hashes to its digest
+ * and that no temp file is left. Returns the digests it holds.
+ */
+async function verifyStore(dataDir: string): Promise<string[]> {
+  const store = await ContentStore.open({ dir: join(dataDir, 'content') }, { logger: pino({ level: 'silent' }) })
+  const held: string[] = []
+  try {
+    for await (const [digest, record] of store.entries()) {
+      const verifier = new DigestVerifier(digest, record.size)
+      for await (const chunk of await store.createReadStream(digest)) verifier.update(chunk as Buffer)
+      expect(() => verifier.verify(), `${digest.value} in ${dataDir}`).not.toThrow()
+      held.push(digest.value)
+    }
+  } finally {
+    await store.close()
+  }
+  expect(await readdir(join(dataDir, 'content', 'tmp')).catch(() => [])).toEqual([])
+  return held
+}

@@ -1,0 +1,196 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { freePort } from './free-port.js'
+import { startAgentProcess, startSeedProcess, type JoinTokenOptions, type PollenProcess } from './pollen-process.js'
+
+/** A seed on fixed loopback ports (API and libp2p), so that a restarted seed has the same address and PeerId. */
+export interface FleetSeed {
+  /** The running process (replaced by restart()). */
+  process: PollenProcess
+  url: string
+  /** `pollen-seed join-token create` into a 0600 file; returns its path. */
+  joinTokenFile(options?: JoinTokenOptions): Promise<string>
+  /**
+   * Kills the seed (SIGKILL, or SIGTERM with `graceful`) and starts it again on the same data
+   * dir and ports; resolves with the ms from the kill until it listened again.
+   */
+  restart(opts?: { graceful?: boolean }): Promise<number>
+  stop(): Promise<void>
+}
+
+/** Starts `pollen-seed` with `args` (which must hold `--data`) on two fixed free ports. */
+export async function startFleetSeed(args: string[]): Promise<FleetSeed> {
+  const api = await freePort()
+  const p2p = await freePort()
+  const all = ['--listen', `127.0.0.1:${api}`, '--p2p-listen', `/ip4/127.0.0.1/tcp/${p2p}`, ...args]
+  const first = await persist(() => startSeedProcess(all))
+  const seed: FleetSeed = {
+    process: first,
+    url: `http://127.0.0.1:${api}`,
+    joinTokenFile: (options) => first.joinTokenFile(options),
+    async restart(opts = {}) {
+      const down = Date.now()
+      if (opts.graceful === true) await seed.process.stop()
+      else await seed.process.kill()
+      seed.process = await restartPollen('seed', all)
+      return Date.now() - down
+    },
+    stop: () => seed.process.stop(),
+  }
+  return seed
+}
+
+/** An agent on fixed loopback ports (mirror and libp2p) and its own data dir, restartable in place. */
+export interface FleetAgent {
+  index: number
+  dataDir: string
+  url: string
+  process: PollenProcess
+  /** Sends SIGKILL at once (synchronously); resolves once the process exited. */
+  kill(): Promise<void>
+  /** Starts the agent again with the same flags, data dir and ports (after kill() or stop()). */
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+export interface FleetAgentsOptions {
+  work: string
+  seedUrl: string
+  /** Registry host the agents use as `--default-ns`. */
+  ns: string
+  /** Agent flags that enroll (e.g. `--join-token-file F` with enough uses for every start). */
+  enroll: string[]
+}
+
+/**
+ * Starts `count` agents, two at a time (a busy machine starts eight node processes at once too
+ * slowly), each on its own fixed ports in `work/agent-<i>`. When an agent cannot be started,
+ * the ones already running are stopped before it throws.
+ */
+export async function startFleetAgents(count: number, opts: FleetAgentsOptions): Promise<FleetAgent[]> {
+  const agents: FleetAgent[] = []
+  const make = async (index: number): Promise<FleetAgent> => {
+    const [api, p2p] = [await freePort(), await freePort()]
+    const dataDir = join(opts.work, `agent-${index}`)
+    const args = ['--listen', `127.0.0.1:${api}`, '--p2p-listen', `/ip4/127.0.0.1/tcp/${p2p}`, '--data', dataDir, '--seed', opts.seedUrl, '--default-ns', opts.ns, ...opts.enroll]
+    const agent: FleetAgent = {
+      index,
+      dataDir,
+      url: `http://127.0.0.1:${api}`,
+      process: await persist(() => startAgentProcess(args)),
+      kill: () => agent.process.kill(),
+      async start() {
+        agent.process = await restartPollen('agent', args)
+      },
+      stop: () => agent.process.stop(),
+    }
+    return agent
+  }
+  for (let i = 0; i < count; i += 2) {
+    const batch = await Promise.allSettled(Array.from({ length: Math.min(2, count - i) }, (_, j) => make(i + j)))
+    for (const b of batch) if (b.status === 'fulfilled') agents.push(b.value)
+    const failed = batch.find((b) => b.status === 'rejected')
+    if (failed !== undefined) {
+      await Promise.all(agents.map((a) => a.stop()))
+      throw failed.reason
+    }
+  }
+  return agents
+}
+
+/**
+ * Starts a process, trying up to three times: on a loaded machine a node process sometimes
+ * takes longer than the start helper's 20 s to log that it listens (it is killed, and retried).
+ */
+async function persist<T>(start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start()
+    } catch (err) {
+      if (attempt === 3 || !/did not listen within/.test((err as Error).message)) throw err
+      console.warn(`fleet: ${(err as Error).message.split('\n')[0]}; starting it again (attempt ${attempt + 1} of 3)`)
+    }
+  }
+}
+
+const MAIN = {
+  seed: fileURLToPath(new URL('../../dist/seed/main.js', import.meta.url)),
+  agent: fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url)),
+}
+/** A restart under test must not be killed again for being slow: on this 2-core machine under load a start has taken 45 s. */
+const RESTART_TIMEOUT_MS = 120_000
+
+/**
+ * Starts `pollen-<which>` again with `args` (plus `--metrics-listen 127.0.0.1:0`), as
+ * startAgentProcess/startSeedProcess do but waiting up to RESTART_TIMEOUT_MS for it to listen.
+ */
+export async function restartPollen(which: 'seed' | 'agent', args: string[]): Promise<PollenProcess> {
+  const child = spawn(process.execPath, [MAIN[which], '--metrics-listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const logs: Array<Record<string, unknown>> = []
+  let raw = ''
+  child.stderr.on('data', (d: Buffer) => (raw += d.toString()))
+  const listening = new Promise<Record<string, unknown>>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      raw += `${line}\n`
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>
+        logs.push(entry)
+        if (entry.msg === `${which} listening`) resolve(entry)
+      } catch {
+        /* not a log line */
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`pollen-${which} exited with ${code} before listening:\n${raw}`)))
+    setTimeout(() => reject(new Error(`pollen-${which} did not listen within ${RESTART_TIMEOUT_MS} ms:\n${raw}`)), RESTART_TIMEOUT_MS).unref()
+  })
+  const ready = await listening.catch((err: unknown) => {
+    child.kill('SIGKILL')
+    throw err
+  })
+  const url = String(ready.url)
+  const opsUrl = String(ready.opsUrl)
+  const exited = (): boolean => child.exitCode !== null || child.signalCode !== null
+  return {
+    url,
+    host: new URL(url).host,
+    opsUrl,
+    logs,
+    child,
+    output: () => raw,
+    async metric(name, labels = {}) {
+      const text = await (await fetch(`${opsUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text()
+      let sum = 0
+      for (const line of text.split('\n')) {
+        const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$/.exec(line)
+        if (m === null || m[1] !== name) continue
+        if (Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3])
+      }
+      return sum
+    },
+    async kill() {
+      if (exited()) return
+      child.kill('SIGKILL')
+      await once(child, 'exit')
+    },
+    async stop() {
+      if (exited()) return
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+      await once(child, 'exit')
+      clearTimeout(timer)
+    },
+  }
+}
+
+/** Polls `check` every 250 ms until it returns true; throws with `what` after `timeoutMs`. */
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check().catch(() => false)) return
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
