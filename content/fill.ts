@@ -329,6 +329,8 @@ export class Fill extends EventEmitter {
             const want = Math.min(READ_CHUNK_BYTES, limit - pos)
             const buf = Buffer.allocUnsafe(want)
             const { bytesRead } = await handle.read(buf, 0, want, pos)
+            // The fill may have started over (a mismatch truncated the file) during the read.
+            if (fill.#generation !== generation) throw fill.#resetError ?? new Error('fill restarted')
             if (bytesRead === 0) throw new Error('temp file shorter than recorded progress')
             pos += bytesRead
             if (!stream.push(bytesRead === want ? buf : buf.subarray(0, bytesRead))) return
