@@ -42,6 +42,8 @@ export interface CommitMeta {
 }
 
 const KEY_PREFIX = 'blob:'
+/** Free space needed before a damaged index is reopened (LevelDB writes a table and a new log). */
+const INDEX_REPAIR_ROOM_BYTES = 4 * 1024 * 1024
 const RECORD_PREFIX = 'record:'
 
 /**
@@ -58,6 +60,12 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
   readonly #pins = new Map<string, number>()
   readonly #lastAccessWrite = new Map<string, number>()
   #bytes = 0
+  /** Set when an index write failed: LevelDB's log may end in a torn record, after which it loses later writes on reopen. */
+  #indexDamaged = false
+  /** Index reads and writes in flight, and the repair that waits for them to finish. */
+  #inflight = 0
+  #idle: (() => void) | undefined
+  #repairing: Promise<void> | undefined
 
   private constructor(init: StoreInit, components: StoreComponents) {
     super()
@@ -100,7 +108,7 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
 
   /** Returns the blob's record, or undefined when the store does not hold it. */
   async stat(digest: Digest): Promise<BlobRecord | undefined> {
-    return this.#db.get(KEY_PREFIX + digest.value)
+    return this.#read(() => this.#db.get(KEY_PREFIX + digest.value))
   }
 
   /**
@@ -173,8 +181,14 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
       lastAccess: this.#now(),
       repositories: mergeRepositories(existing?.repositories, meta.repository),
     }
+    try {
+      await this.#write(() => this.#db.put(KEY_PREFIX + digest.value, record))
+    } catch (err) {
+      // Unrecorded, the file must not stay: the index and the files agree, and the fill fails.
+      if (existing === undefined) await rm(final, { force: true })
+      throw err
+    }
     if (existing === undefined) this.#bytes += size
-    await this.#db.put(KEY_PREFIX + digest.value, record)
     this.emit('commit', digest, record)
     return record
   }
@@ -214,7 +228,7 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
     const mediaType = meta.mediaType ?? existing.mediaType
     if (repositories.length === existing.repositories.length && mediaType === existing.mediaType) return existing
     const record = { ...existing, repositories, mediaType }
-    await this.#db.put(KEY_PREFIX + digest.value, record)
+    await this.#write(() => this.#db.put(KEY_PREFIX + digest.value, record))
     return record
   }
 
@@ -225,7 +239,7 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
     if (now - last < ACCESS_WRITE_INTERVAL_MS) return
     this.#lastAccessWrite.set(digest.value, now)
     const existing = await this.stat(digest)
-    if (existing !== undefined) await this.#db.put(KEY_PREFIX + digest.value, { ...existing, lastAccess: now }).catch(() => {})
+    if (existing !== undefined) await this.#write(() => this.#db.put(KEY_PREFIX + digest.value, { ...existing, lastAccess: now })).catch(() => {})
   }
 
   /** Removes a blob (index first, then file). Returns false when it is pinned or absent. */
@@ -233,7 +247,7 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
     if (this.isPinned(digest)) return false
     const existing = await this.stat(digest)
     if (existing === undefined) return false
-    await this.#db.del(KEY_PREFIX + digest.value)
+    await this.#write(() => this.#db.del(KEY_PREFIX + digest.value))
     this.#bytes -= existing.size
     this.#lastAccessWrite.delete(digest.value)
     await rm(this.blobPath(digest), { force: true })
@@ -250,12 +264,62 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
 
   /** A small JSON record kept beside the index (tag answers), or undefined. */
   async getRecord<T>(key: string): Promise<T | undefined> {
-    return (await this.#db.get(RECORD_PREFIX + key)) as T | undefined
+    return (await this.#read(() => this.#db.get(RECORD_PREFIX + key))) as T | undefined
   }
 
   /** Stores a small JSON record beside the index; survives restarts. */
   async putRecord(key: string, value: unknown): Promise<void> {
-    await this.#db.put(RECORD_PREFIX + key, value as BlobRecord)
+    await this.#write(() => this.#db.put(RECORD_PREFIX + key, value as BlobRecord))
+  }
+
+  /** Runs an index read, after a repair in progress. */
+  async #read<T>(op: () => Promise<T>): Promise<T> {
+    // A repair whose reopen failed (no room yet) left the index closed: try again first.
+    if (this.#indexDamaged && this.#db.status === 'closed') await this.#repairIndex().catch(() => {})
+    while (this.#repairing !== undefined) await this.#repairing.catch(() => {})
+    this.#inflight++
+    try {
+      return await op()
+    } finally {
+      if (--this.#inflight === 0) this.#idle?.()
+    }
+  }
+
+  /**
+   * Runs an index write. After a write failed (the disk was full), the index is first reopened:
+   * LevelDB keeps appending to a log that ends in a torn record and, on the next open, drops
+   * everything written after it, so later records would be lost at the next restart. Reopening
+   * right away recovers the log up to the tear and starts a new one. Throws StoreFullError
+   * while the disk has no room for that, and for a write that fails for lack of space.
+   */
+  async #write<T>(op: () => Promise<T>): Promise<T> {
+    if (this.#indexDamaged) await this.#repairIndex()
+    try {
+      return await this.#read(op)
+    } catch (err) {
+      if ((err as { code?: string }).code === 'LEVEL_IO_ERROR' || (err as { code?: string }).code === 'LEVEL_DATABASE_NOT_OPEN') {
+        this.#indexDamaged = true
+        this.#logger.warn({ err: (err as Error).message }, 'content index write failed; the index is reopened before the next write')
+        if (/no space|ENOSPC|EDQUOT|quota/i.test(String((err as Error).message))) throw new StoreFullError('the content store is out of disk space (index)', { cause: err })
+      }
+      throw err
+    }
+  }
+
+  /** Waits for index operations in flight, then closes and reopens the index (one repair at a time). */
+  #repairIndex(): Promise<void> {
+    this.#repairing ??= (async () => {
+      if ((await this.freeBytes()) < INDEX_REPAIR_ROOM_BYTES) throw new StoreFullError('the content store is out of disk space (index repair)')
+      if (this.#inflight > 0) await new Promise<void>((resolve) => (this.#idle = resolve))
+      this.#idle = undefined
+      await this.#db.close()
+      await this.#db.open()
+      this.#indexDamaged = false
+      this.#logger.info('content index reopened after a failed write')
+    })().finally(() => {
+      this.#repairing = undefined
+    })
+    return this.#repairing
   }
 
   /** Bytes the store's file system has free for it (an unprivileged process's view). */
