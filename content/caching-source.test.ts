@@ -196,3 +196,41 @@ describe.each([
     expect((await collect((await other).stream)).equals(bytes)).toBe(true)
   })
 })
+
+describe('CachingSource single flight', () => {
+  it('does not fetch again for a reader whose store lookup missed a fill that committed meanwhile', async () => {
+    const bytes = randomBytes(512 * 1024)
+    const d = digestOf(bytes)
+    const mem = new MemorySource()
+    mem.add(d.value, bytes)
+    // The second lookup answers "missing" only once the first fill has committed and left the map.
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    let lookups = 0
+    const slowStore = new Proxy(store, {
+      get(target, key) {
+        if (key === 'stat') {
+          return async (digest: Digest) => {
+            const n = ++lookups
+            const record = await target.stat(digest)
+            if (n === 2) await held
+            return record
+          }
+        }
+        const value: unknown = Reflect.get(target, key, target)
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
+      },
+    })
+    const cache = new CachingSource({}, { store: slowStore, source: mem, logger })
+    const first = await cache.acquire(d)
+    const second = cache.acquire(d)
+    expect((await collect(await first.read(0, bytes.length - 1))).equals(bytes)).toBe(true)
+    while (cache.inflight > 0) await new Promise((r) => setTimeout(r, 5))
+    release()
+    const late = await second
+    expect((await collect(await late.read(0, bytes.length - 1))).equals(bytes)).toBe(true)
+    expect(late.cached).toBe(true)
+    expect(mem.opens).toEqual([0])
+    expect(cache.inflight).toBe(0)
+  })
+})

@@ -5,7 +5,7 @@ import { repositoryKey } from '../protocol/reference.js'
 import { raceAbort } from './abort.js'
 import type { BlobInfo, BlobSource, OpenOptions, OpenedBlob } from './blob-source.js'
 import { Fill } from './fill.js'
-import type { BlobFile, ContentStore } from './store.js'
+import type { BlobFile, BlobRecord, ContentStore } from './store.js'
 
 export interface CachingSourceInit {
   maxResumes?: number
@@ -47,6 +47,8 @@ export class CachingSource implements BlobSource {
   readonly #init: CachingSourceInit
   readonly #c: CachingSourceComponents
   readonly #fills = new Map<string, Fill>()
+  /** Fills committed so far: a lookup that missed the store while this moved may have missed a fresh commit. */
+  #commits = 0
 
   constructor(init: CachingSourceInit, components: CachingSourceComponents) {
     this.#init = init
@@ -78,8 +80,9 @@ export class CachingSource implements BlobSource {
    */
   async acquire(digest: Digest, options: OpenOptions = {}): Promise<BlobHandle> {
     const { store } = this.#c
-    const record = await store.stat(digest)
-    if (record !== undefined) {
+    const found = await this.#lookup(digest, options)
+    if ('record' in found) {
+      const { record } = found
       if (options.repository !== undefined) void store.remember(digest, { repository: repositoryKey(options.repository) }).catch(() => {})
       return {
         digest: digest.value,
@@ -90,10 +93,24 @@ export class CachingSource implements BlobSource {
         openFile: () => store.openFile(digest),
       }
     }
-    const fill = this.#fills.get(digest.value) ?? this.#startFill(digest, options)
+    const { fill } = found
     const info = await raceAbort(fill.ready, options.signal)
     await this.#checkRoom(fill, info.size)
     return { ...info, cached: false, source: fill.source, read: async (start, end) => fill.createReader(start, end) }
+  }
+
+  /** The blob's record when the store holds it, else the fill that brings it (joined, or started here). */
+  async #lookup(digest: Digest, options: OpenOptions): Promise<{ record: BlobRecord } | { fill: Fill }> {
+    for (;;) {
+      const commits = this.#commits
+      const record = await this.#c.store.stat(digest)
+      if (record !== undefined) return { record }
+      const fill = this.#fills.get(digest.value)
+      if (fill !== undefined) return { fill }
+      // No fill now and none committed while the store was asked: the blob is missing. Otherwise a
+      // fill of it may have committed and left the map during the lookup: ask again rather than fetch twice.
+      if (this.#commits === commits) return { fill: this.#startFill(digest, options) }
+    }
   }
 
   async open(digest: Digest, options: OpenOptions = {}): Promise<OpenedBlob> {
@@ -124,6 +141,7 @@ export class CachingSource implements BlobSource {
     this.#fills.set(digest.value, fill)
     fill.done.then(
       () => {
+        this.#commits++
         this.#fills.delete(digest.value)
         this.#c.onFillSettled?.('committed', undefined, digest)
       },
