@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto'
+import { once } from 'node:events'
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
 import { Pool } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { buildImage, makeBlobFile, pushBlob, pushImage, type BlobFile, type BuiltImage } from './helpers/oci-image.js'
@@ -31,26 +33,30 @@ async function rssOf(pid: number): Promise<number | undefined> {
   return kib === undefined ? undefined : Number(kib) * 1024
 }
 
-/** Samples a process's RSS every `everyMs` until stopped; `peak` is the largest sample. */
+/**
+ * Samples a process's VmRSS every `everyMs` on a worker thread (so that a test busy hashing
+ * bodies does not starve the sampling) until stopped; `peak` is the largest sample.
+ */
 function sampleRss(pid: number, everyMs = 50): { stop(): Promise<{ peak: number; samples: number }> } {
-  let peak = 0
-  let samples = 0
-  let running = true
-  const loop = (async () => {
-    while (running) {
-      const rss = await rssOf(pid)
-      if (rss !== undefined) {
-        peak = Math.max(peak, rss)
-        samples++
-      }
-      await new Promise((r) => setTimeout(r, everyMs))
-    }
-  })()
+  const worker = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads')
+     const { readFileSync } = require('node:fs')
+     let peak = 0, samples = 0
+     const timer = setInterval(() => {
+       try {
+         const m = /^VmRSS:\\s+(\\d+)\\s+kB$/m.exec(readFileSync('/proc/' + workerData.pid + '/status', 'utf8'))
+         if (m) { peak = Math.max(peak, Number(m[1]) * 1024); samples++ }
+       } catch {}
+     }, workerData.everyMs)
+     parentPort.on('message', () => { clearInterval(timer); parentPort.postMessage({ peak, samples }) })`,
+    { eval: true, workerData: { pid, everyMs } },
+  )
   return {
     async stop() {
-      running = false
-      await loop
-      return { peak, samples }
+      worker.postMessage('stop')
+      const [result] = (await once(worker, 'message')) as [{ peak: number; samples: number }]
+      await worker.terminate()
+      return result
     },
   }
 }
@@ -90,7 +96,7 @@ describeWithBinaries(['docker-registry'], 'one agent under load', () => {
     if (work !== undefined) await rm(work, { recursive: true, force: true })
   })
 
-  it(`serves ${CLIENTS} concurrent cold GETs of one 64 MiB blob with one fill, the right bytes and bounded memory`, async () => {
+  it(`serves ${CLIENTS} concurrent cold GETs of one 64 MiB blob with one fill, the right bytes and bounded memory`, { timeout: 600_000 }, async () => {
     const pid = agent.child.pid!
     const rssBefore = (await rssOf(pid))!
     const fillsBefore = await agent.metric('pollen_agent_fills_total')
@@ -100,37 +106,43 @@ describeWithBinaries(['docker-registry'], 'one agent under load', () => {
     const started = performance.now()
     const errors: string[] = []
     let complete = 0
-    await Promise.all(
-      Array.from({ length: CLIENTS }, async (_, i) => {
-        try {
-          const res = await pool.request({ path: `/v2/${REPO}/blobs/${blob.digest}`, method: 'GET', signal: AbortSignal.timeout(600_000) })
-          if (res.statusCode !== 200) {
-            errors.push(`client ${i}: HTTP ${res.statusCode} ${(await res.body.text()).slice(0, 200)}`)
-            return
+    try {
+      await Promise.all(
+        Array.from({ length: CLIENTS }, async (_, i) => {
+          try {
+            const res = await pool.request({ path: `/v2/${REPO}/blobs/${blob.digest}`, method: 'GET', signal: AbortSignal.timeout(600_000) })
+            if (res.statusCode !== 200) {
+              errors.push(`client ${i}: HTTP ${res.statusCode} ${(await res.body.text()).slice(0, 200)}`)
+              return
+            }
+            const hash = createHash('sha256')
+            let n = 0
+            for await (const chunk of res.body) {
+              hash.update(chunk as Buffer)
+              n += (chunk as Buffer).byteLength
+            }
+            const digest = `sha256:${hash.digest('hex')}`
+            if (n !== BLOB_BYTES || digest !== blob.digest) errors.push(`client ${i}: ${n} bytes, ${digest}`)
+            else complete++
+          } catch (err) {
+            errors.push(`client ${i}: ${(err as Error).message}`)
           }
-          const hash = createHash('sha256')
-          let n = 0
-          for await (const chunk of res.body) {
-            hash.update(chunk as Buffer)
-            n += (chunk as Buffer).byteLength
-          }
-          const digest = `sha256:${hash.digest('hex')}`
-          if (n !== BLOB_BYTES || digest !== blob.digest) errors.push(`client ${i}: ${n} bytes, ${digest}`)
-          else complete++
-        } catch (err) {
-          errors.push(`client ${i}: ${(err as Error).message}`)
-        }
-      }),
-    )
+        }),
+      )
+    } finally {
+      await pool.destroy()
+    }
     const seconds = (performance.now() - started) / 1000
     const { peak, samples } = await sampler.stop()
-    await pool.close()
     const fills = (await agent.metric('pollen_agent_fills_total')) - fillsBefore
     const committed = await agent.metric('pollen_agent_fills_total', { outcome: 'committed' })
     const remoteBytes = (await agent.metric('pollen_agent_remote_bytes_total')) - remoteBefore
+    const servedFromFill = await agent.metric('pollen_agent_blob_bytes_total', { source: 'upstream' })
+    const servedFromCache = await agent.metric('pollen_agent_blob_bytes_total', { source: 'local' })
     console.log(
       `load (a): ${CLIENTS} concurrent GETs of a cold 64 MiB blob: ${complete} complete and verified, ${errors.length} errors in ${seconds.toFixed(1)} s ` +
         `(${mib((complete * BLOB_BYTES) / seconds)}/s served); fills ${fills} (committed ${committed}), upstream bytes ${remoteBytes} (one blob is ${BLOB_BYTES}); ` +
+        `${Math.round(servedFromFill / BLOB_BYTES)} clients served while the fill ran, ${Math.round(servedFromCache / BLOB_BYTES)} from the committed blob; ` +
         `agent RSS before ${mib(rssBefore)}, peak ${mib(peak)} over ${samples} samples (limit asserted: ${mib(RSS_LIMIT_BYTES)})`,
     )
     if (errors.length > 0) console.log(`load (a): first errors:\n${errors.slice(0, 10).join('\n')}`)
@@ -143,7 +155,7 @@ describeWithBinaries(['docker-registry'], 'one agent under load', () => {
     expect(agent.child.exitCode).toBeNull()
   })
 
-  it(`answers ${HEAD_RATE} manifest HEADs per second for ${HEAD_SECONDS} s, sent open-loop, without an error`, async () => {
+  it(`answers ${HEAD_RATE} manifest HEADs per second for ${HEAD_SECONDS} s, sent open-loop, without an error`, { timeout: 300_000 }, async () => {
     const path = `/v2/${REPO}/manifests/v1`
     const pool = new Pool(agent.url, { connections: 512, pipelining: 1, headersTimeout: 60_000, bodyTimeout: 60_000 })
     const warm = await pool.request({ path, method: 'GET', headers: { accept: image.mediaType } })
