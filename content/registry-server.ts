@@ -23,6 +23,8 @@ export interface RegistryServerInit {
   neverChallenge?: boolean
   /** `WWW-Authenticate` value sent with a 401 answer to `req` (the seed's `Bearer realm=…,service=…`). */
   challenge?: (req: IncomingMessage) => string
+  /** How long a blob request waits for the blob's size (default BLOB_OPEN_DEADLINE_MS). */
+  blobOpenDeadlineMs?: number
 }
 
 /** What happened, for metrics. */
@@ -135,8 +137,15 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
       case 'blob': {
         requireRegistry(parsed.repository)
         await admit(parsed.repository)
-        const signal = requestSignal(res, BLOB_OPEN_DEADLINE_MS)
-        const blob = await c.blobs.acquire(parsed.digest, { repository: parsed.repository, signal })
+        const deadlineMs = init.blobOpenDeadlineMs ?? BLOB_OPEN_DEADLINE_MS
+        const signal = requestSignal(res, deadlineMs)
+        const blob = await c.blobs.acquire(parsed.digest, { repository: parsed.repository, signal }).catch((err: unknown) => {
+          // The deadline passed (a DOMException, not ours): no source answered in time, which is 503, not a 500.
+          if (signal.aborted && err === signal.reason && (err as Error).name === 'TimeoutError') {
+            throw new PollenError('BlobOpenTimeoutError', 'UNAVAILABLE', `no source answered for the blob within ${deadlineMs / 1000} s`, { cause: err })
+          }
+          throw err
+        })
         const result = await sendBlob(req, res, blob).catch((err: unknown) => {
           if (!res.headersSent) throw err
           c.logger.warn({ digest: parsed.digest.value, repository: repositoryKey(parsed.repository), err: (err as Error).message }, 'blob response cut short')
