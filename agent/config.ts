@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 export { ConfigError } from '../protocol/config-values.js'
-import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, sizeFlag, type HostPort } from '../protocol/config-values.js'
+import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, sizeFlag, wholeNumberFlag, type HostPort } from '../protocol/config-values.js'
 import { mergeSources, withOrigins, type ConfigSources, type Merged, type Origins, type SourceRules } from '../protocol/config-sources.js'
 import { DEFAULT_TAG_TTL_MS } from '../content/constants.js'
 import { isLoopbackHost } from './mirror-token.js'
@@ -281,8 +281,7 @@ function p2pConfig(values: Values, hasSeed: boolean): P2PConfig {
   const bootstrap = list('bootstrap').map((a) => multiaddrFlag('bootstrap', a))
   for (const a of bootstrap) if (!a.includes('/p2p/')) throw new ConfigError('bootstrap', `"${a}" must end in /p2p/<PeerId>`)
   const maxUploadsText = values['max-uploads'] as string | undefined
-  const maxUploads = maxUploadsText === undefined ? DEFAULT_MAX_UPLOADS : Number(maxUploadsText)
-  if (!Number.isSafeInteger(maxUploads) || maxUploads < 0) throw new ConfigError('max-uploads', `"${maxUploadsText}" must be a whole number`)
+  const maxUploads = maxUploadsText === undefined ? DEFAULT_MAX_UPLOADS : wholeNumberFlag('max-uploads', maxUploadsText)
   const uploadLimitText = values['upload-limit'] as string | undefined
   return {
     enabled: hasSeed || bootstrap.length > 0,

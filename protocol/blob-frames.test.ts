@@ -62,6 +62,7 @@ describe('round trips', () => {
     { digest: DIGEST512, offset: Number.MAX_SAFE_INTEGER },
     { digest: DIGEST, offset: 12345, token: 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxMiJ9.c2ln' },
     { digest: DIGEST, offset: 1, token: 'x'.repeat(MAX_TOKEN_BYTES) },
+    { digest: DIGEST, offset: 7, token: 'a.b.c', follow: true },
   ]
   it.each(requests)('decodes an encoded request back to itself (%#)', (req) => {
     expect(decodeFrame('request', encodeRequest(req))).toEqual({ frame: req, rest: new Uint8Array() })
@@ -268,6 +269,11 @@ describe('body errors', () => {
 
   it('rejects an offset written as 1e400 (Infinity)', () => {
     expect(() => decodeFrame('request', rawFrame(`{"digest":"${DIGEST}","offset":1e400}`))).toThrow(/got Infinity/)
+  })
+
+  it('rejects a "follow" that is not a boolean, and drops follow: false', () => {
+    expect(() => decodeFrame('request', rawFrame(`{"digest":"${DIGEST}","offset":0,"follow":"yes"}`))).toThrow(/"follow" must be a boolean/)
+    expect(decodeFrame('request', rawFrame(`{"digest":"${DIGEST}","offset":0,"follow":false}`)).frame).toEqual({ digest: DIGEST, offset: 0 })
   })
 
   it('accepts an offset written as -0 or 1e3 and returns plain integers', () => {

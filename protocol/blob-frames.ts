@@ -72,6 +72,12 @@ export interface BlobRequest {
   readonly offset: number
   /** Admission token (a JWT); absent when the client has none. */
   readonly token?: string
+  /**
+   * The seed named the server as the client's parent for this blob (protocol/fanout.ts): serve
+   * a fill in progress whatever the PeerIds' order. Absent or false: the server follows its own
+   * rule for fills in progress (serve only peers that sort above it).
+   */
+  readonly follow?: boolean
 }
 
 export type BlobResponseStatus = 'ok' | 'not-found' | 'unauthorized' | 'busy' | 'bad-request' | 'error'
@@ -117,7 +123,7 @@ export interface FrameReaderOptions {
 }
 
 const RESPONSE_STATUSES: ReadonlySet<string> = new Set<BlobResponseStatus>(['ok', 'not-found', 'unauthorized', 'busy', 'bad-request', 'error'])
-const REQUEST_FIELDS: ReadonlySet<string> = new Set(['digest', 'offset', 'token'])
+const REQUEST_FIELDS: ReadonlySet<string> = new Set(['digest', 'offset', 'token', 'follow'])
 const OK_FIELDS: ReadonlySet<string> = new Set(['status', 'size', 'available', 'complete', 'message'])
 const REFUSAL_FIELDS: ReadonlySet<string> = new Set(['status', 'message'])
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
@@ -126,7 +132,10 @@ const utf8Encoder = new TextEncoder()
 /** Encodes a request frame. Throws FrameInvalidError when `req` breaks the schema. */
 export function encodeRequest(req: BlobRequest): Uint8Array {
   const r = validateRequest(req)
-  return encodeFrame(FRAME_TYPE.request, r.token === undefined ? { digest: r.digest, offset: r.offset } : { digest: r.digest, offset: r.offset, token: r.token })
+  const body: Record<string, unknown> = { digest: r.digest, offset: r.offset }
+  if (r.token !== undefined) body.token = r.token
+  if (r.follow === true) body.follow = true
+  return encodeFrame(FRAME_TYPE.request, body)
 }
 
 /** Encodes a response-header frame. Throws FrameInvalidError when `res` breaks the schema (e.g. message over 256 chars). */
@@ -264,10 +273,12 @@ function validateRequest(value: unknown): BlobRequest {
     throw new FrameInvalidError(`request "digest" ${excerpt(o.digest)} is not sha256: or sha512: with lowercase hex`, { cause: err })
   }
   const offset = safeCount(o.offset, 'request "offset"')
-  if (o.token === undefined) return { digest: o.digest, offset }
+  if (o.follow !== undefined && typeof o.follow !== 'boolean') throw new FrameInvalidError('request "follow" must be a boolean when present')
+  const follow = o.follow === true ? { follow: true } : {}
+  if (o.token === undefined) return { digest: o.digest, offset, ...follow }
   if (typeof o.token !== 'string' || o.token.length === 0) throw new FrameInvalidError('request "token" must be a non-empty string when present')
   if (Buffer.byteLength(o.token, 'utf8') > MAX_TOKEN_BYTES) throw new FrameInvalidError(`request "token" exceeds ${MAX_TOKEN_BYTES} bytes`)
-  return { digest: o.digest, offset, token: o.token }
+  return { digest: o.digest, offset, token: o.token, ...follow }
 }
 
 function validateResponse(value: unknown, requestOffset: number | undefined): BlobResponse {

@@ -50,6 +50,13 @@ export function sizeFlag(key: string, value: string): number {
   return asConfigError(key, () => parseSize(value))
 }
 
+/** A whole number of at least `min`, written in decimal digits. Throws ConfigError. */
+export function wholeNumberFlag(key: string, value: string, min = 0): number {
+  const n = Number(value)
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) throw new ConfigError(key, `"${value.slice(0, 100)}" must be a whole number${min > 0 ? ` of at least ${min}` : ''}`)
+  return n
+}
+
 export function logLevelFlag(value: string): string {
   if (!(LOG_LEVELS as readonly string[]).includes(value)) throw new ConfigError('log-level', `unknown level "${value}" (${LOG_LEVELS.join(', ')})`)
   return value

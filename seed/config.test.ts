@@ -2,6 +2,15 @@ import { describe, expect, it } from 'vitest'
 import { ConfigError, SEED_HELP, parseHostPort, parseSeedArgs, parseSeedCommand } from './config.js'
 
 describe('parseSeedArgs', () => {
+  it('reads the fan-out bounds and refuses a fractional, negative or zero child count', () => {
+    const config = parseSeedArgs(['--fanout-direct', '0', '--fanout-children', '4'])
+    if (config === 'help') throw new Error('unexpected help')
+    expect([config.fanoutDirect, config.fanoutChildren]).toEqual([0, 4])
+    expect(() => parseSeedArgs(['--fanout-direct', '1.5'])).toThrow(/fanout-direct.*whole number/)
+    expect(() => parseSeedArgs(['--fanout-direct=-1'])).toThrow(/whole number/)
+    expect(() => parseSeedArgs(['--fanout-children', '0'])).toThrow(/fanout-children.*at least 1/)
+  })
+
   it('applies the embedded defaults when no flag is given', () => {
     expect(parseSeedArgs([])).toEqual({
       listen: { host: '127.0.0.1', port: 5000 },
@@ -19,6 +28,8 @@ describe('parseSeedArgs', () => {
       issuer: 'pollen-seed',
       audience: 'pollen',
       requireAdmission: true,
+      fanoutDirect: 2,
+      fanoutChildren: 1,
     })
   })
 

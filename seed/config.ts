@@ -2,12 +2,13 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { peerIdFromString } from '@libp2p/peer-id'
 export { ConfigError, parseHostPort } from '../protocol/config-values.js'
 import { DEFAULT_TOKEN_LIFETIME_S, MAX_SCOPE_PATTERNS, MAX_TOKEN_LIFETIME_S, ScopePatternInvalidError, parseScopePattern } from '../protocol/admission.js'
-import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, type HostPort } from '../protocol/config-values.js'
+import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, wholeNumberFlag, type HostPort } from '../protocol/config-values.js'
 import { mergeSources, withOrigins, type ConfigSources, type Origins } from '../protocol/config-sources.js'
 import { looksLikeSecret } from './admission/audit-log.js'
 import { DEFAULT_JOIN_TOKEN_SCOPE, DEFAULT_JOIN_TOKEN_TTL_MS, DEFAULT_JOIN_TOKEN_USES, DEFAULT_KEY_ROTATION_MS, DEFAULT_OIDC_SCOPE } from './admission/constants.js'
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_P2P_LISTEN, DEFAULT_REALM_HOSTS, DEFAULT_TAG_TTL_MS, DEFAULT_UPSTREAMS } from './constants.js'
 import { parsePreheatArgs, type PreheatCommand } from './preheat-args.js'
+import { DEFAULT_FANOUT_CHILDREN, DEFAULT_FANOUT_DIRECT } from './fanout/planner.js'
 
 export interface UpstreamConfig {
   /** Canonical registry host, the `ns` agents ask for. */
@@ -50,6 +51,10 @@ export interface SeedConfig {
   origins?: Origins
   /** Lines for main.ts to print: POLLEN_* variables that name no option and were ignored. */
   configWarnings?: string[]
+  /** Agents per blob the seed serves itself during a rollout (0: every agent; see seed/fanout/planner.ts). */
+  fanoutDirect: number
+  /** Followers each agent serves at once during a rollout. */
+  fanoutChildren: number
 }
 
 export interface OidcConfig {
@@ -146,6 +151,11 @@ Options (running the seed):
   --anonymous-pulls           Serve manifests and blobs without an admission token. By default every
                               /v2/ request needs Authorization: Bearer <admission token> whose scope
                               covers the repository. Only for a network where every host is trusted.
+  --fanout-direct N           During a rollout, serve each blob to the first N agents that ask and
+                              send every later one to follow an agent already fetching it
+                              (default ${DEFAULT_FANOUT_DIRECT}; 0 serves every agent from the seed).
+  --fanout-children N         Agents that follow one agent at once (default ${DEFAULT_FANOUT_CHILDREN}: pipelined chains,
+                              best when edge uplinks are as fast as downlinks).
   -h, --help                  Show this help.
 
 Configuration (running the seed; the commands take flags only): every option but --config and
@@ -247,6 +257,8 @@ function seedConfig(values: ServeValues): SeedConfig {
     issuer: nameFlag('issuer', values.issuer ?? DEFAULT_ISSUER),
     audience: nameFlag('audience', values.audience ?? DEFAULT_AUDIENCE),
     requireAdmission: values['anonymous-pulls'] !== true,
+    fanoutDirect: values['fanout-direct'] === undefined ? DEFAULT_FANOUT_DIRECT : wholeNumberFlag('fanout-direct', values['fanout-direct']),
+    fanoutChildren: values['fanout-children'] === undefined ? DEFAULT_FANOUT_CHILDREN : wholeNumberFlag('fanout-children', values['fanout-children'], 1),
     ...oidcFlags(values),
   }
 }
@@ -274,6 +286,8 @@ export const SERVE_OPTIONS = {
   'oidc-audience': { type: 'string' },
   'oidc-scope': { type: 'string', multiple: true },
   'oidc-subject': { type: 'string', multiple: true },
+  'fanout-direct': { type: 'string' },
+  'fanout-children': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options
 

@@ -4,6 +4,7 @@ import { createSeedMetrics } from './metrics.js'
 
 /** The seed's metrics and their labels: dashboards and alert rules (deploy/) depend on these names. */
 const SEED_METRICS: Record<string, string[]> = {
+  pollen_seed_fanout_answers_total: ['from'],
   pollen_seed_admission_denied_total: ['reason'],
   pollen_seed_admission_issued_total: ['how'],
   pollen_seed_cache_bytes: [],

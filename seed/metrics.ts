@@ -17,6 +17,7 @@ export interface SeedMetrics {
   cacheBytes: Gauge
   admissionIssued: Counter<'how'>
   admissionDenied: Counter<'reason'>
+  fanout: Counter<'from'>
 }
 
 /** Values of the `reason` label of pollen_seed_admission_denied_total. */
@@ -94,6 +95,12 @@ export function createSeedMetrics(registry: Registry, sources: SeedGaugeSources 
       name: 'pollen_seed_admission_denied_total',
       help: 'Refused admissions, by reason: enrollments (join-token-unknown, join-token-expired, join-token-used-up, …), registry requests without a valid token, and libp2p peers (not-presented, …).',
       labelNames: ['reason'],
+      registers,
+    }),
+    fanout: new Counter({
+      name: 'pollen_seed_fanout_answers_total',
+      help: 'Answers to agents asking where to fetch a blob from: the seed itself (seed) or an agent already fetching it (peer).',
+      labelNames: ['from'],
       registers,
     }),
     cacheBytes: new Gauge({

@@ -1,3 +1,4 @@
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { Server } from 'node:http'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
@@ -12,6 +13,8 @@ import { SEED_DENIAL_REASONS, createSeedMetrics, type SeedGaugeSources, type See
 import { boundedLabel, methodLabel, remoteAnswered, requestCodeLabel, statusLabel } from '../content/metric-conventions.js'
 import { createRegistryServer } from '../content/registry-server.js'
 import { startSeedNode } from './p2p-node.js'
+import { FanoutPlanner } from './fanout/planner.js'
+import { fanoutHandler } from './fanout/endpoint.js'
 import { bootstrapHandler } from './bootstrap-endpoint.js'
 import type { Admission } from './admission/admission.js'
 import { seedAuthorizer, seedChallenge } from './admission/authorize.js'
@@ -105,6 +108,18 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
   })
   const { node } = p2p
   const bootstrap = bootstrapHandler(node)
+  const planner = new FanoutPlanner(
+    { direct: config.fanoutDirect, children: config.fanoutChildren },
+    { online: (peer) => node.libp2p.getConnections(peerIdFromString(peer)).length > 0 },
+  )
+  const verifier = admissionRoutes?.verifier
+  const fanout = fanoutHandler({
+    planner,
+    verify: verifier === undefined ? undefined : (token) => verifier.verify(token),
+    libp2p: node.libp2p,
+    logger: logger.child({ component: 'fanout' }),
+    onDecision: (d) => metrics.fanout.inc({ from: d.from }),
+  })
   const server = createRegistryServer(
     { defaultNs: config.defaultNs, registries: new Set(upstreams.keys()), challenge: (req) => seedChallenge(req, config.audience) },
     {
@@ -112,7 +127,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
       manifests,
       logger: logger.child({ component: 'registry' }),
       health: healthHandler({ readiness }),
-      routes: (req, res) => bootstrap(req, res) || (admissionRoutes?.handle(req, res) ?? false),
+      routes: (req, res) => bootstrap(req, res) || fanout(req, res) || (admissionRoutes?.handle(req, res) ?? false),
       authorize:
         config.requireAdmission && admissionRoutes !== undefined && c.admission !== undefined
           ? seedAuthorizer({ verifier: admissionRoutes.verifier, audit: c.admission.audit, revocations: c.admission.revocations, onDenied: denied })

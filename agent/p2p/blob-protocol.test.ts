@@ -13,7 +13,7 @@ import { BLOB_PROTOCOL, FrameReader, encodeResponse } from '../../protocol/blob-
 import { parseDigest, type Digest } from '../../protocol/digest.js'
 import { BlobServer } from './blob-server.js'
 import { createPollenNode, type PollenNode } from '../../content/p2p/node.js'
-import { PeerSource } from './peer-source.js'
+import { PeerSource, type PeerSourceComponents } from './peer-source.js'
 import { DhtRouter } from './router.js'
 import { readableOf, sendBytes } from './stream-io.js'
 
@@ -34,12 +34,12 @@ interface Agent {
 let work: string
 const agents: Agent[] = []
 
-async function agent(bootstrap: string[], serverInit = {}): Promise<Agent> {
+async function agent(bootstrap: string[], serverInit = {}, plan: Pick<PeerSourceComponents, 'askParent'> = {}): Promise<Agent> {
   const node = await createPollenNode({ privateKey: await generateKeyPair('Ed25519'), bootstrap }, { logger })
   const store = await ContentStore.open({ dir: await mkdtemp(join(work, 'agent-')) }, { logger })
   const router = new DhtRouter({ libp2p: node.libp2p, logger })
   const seed = new MemorySource('seed')
-  const peers = new PeerSource({ announceWaitMs: 300 }, { libp2p: node.libp2p, router, logger, announce: (d) => router.provide(d.value, AbortSignal.timeout(1000)) })
+  const peers = new PeerSource({ announceWaitMs: 300 }, { libp2p: node.libp2p, router, logger, announce: (d) => router.provide(d.value, AbortSignal.timeout(1000)), ...plan })
   const mismatches: string[] = []
   const cache = new CachingSource({ idleTimeoutMs: 5000 }, { store, source: new FallbackSource([peers, seed], { logger }), logger, onMismatch: (s) => mismatches.push(s) })
   const server = new BlobServer(serverInit, { libp2p: node.libp2p, store, blobs: cache, logger })
@@ -97,6 +97,39 @@ describe('blob protocol between real libp2p nodes', () => {
     const got = await collect((await follower.cache.open(d)).stream)
     expect(got.equals(bytes)).toBe(true)
     expect(follower.seed.opens).toEqual([])
+  })
+
+  it('follows the parent the seed names, reading its fill as it grows, even when the follower sorts below it', async () => {
+    // A follower whose seed plan names the filler as its parent, and a filler that sorts above it.
+    let filler: Agent | undefined
+    const follower = await agent(boot.node.multiaddrs(), {}, { askParent: async () => ({ peerId: filler!.node.peerId, multiaddrs: filler!.node.multiaddrs() }) })
+    while (filler === undefined || filler.node.peerId < follower.node.peerId) filler = await agent(boot.node.multiaddrs())
+    const bytes = randomBytes(2 * 1024 * 1024)
+    const d = digestOf(bytes)
+    filler.seed.add(d.value, bytes)
+    filler.seed.chunkDelayMs = 20
+    await (await filler.cache.open(d)).stream.resume()
+    await new Promise((r) => setTimeout(r, 300))
+    expect(filler.cache.fillOf(d)).toBeDefined()
+    const got = await collect((await follower.cache.open(d)).stream)
+    expect(got.equals(bytes)).toBe(true)
+    expect(follower.seed.opens).toEqual([])
+    expect(filler.seed.opens).toEqual([0])
+  })
+
+  it('takes no partial copy from other peers when the seed says "from me", and fetches from the seed', async () => {
+    const filler = await agent(boot.node.multiaddrs())
+    const follower = await agent(boot.node.multiaddrs(), {}, { askParent: async () => null })
+    const bytes = randomBytes(2 * 1024 * 1024)
+    const d = digestOf(bytes)
+    filler.seed.add(d.value, bytes)
+    follower.seed.add(d.value, bytes)
+    filler.seed.chunkDelayMs = 20
+    await (await filler.cache.open(d)).stream.resume()
+    await filler.router.provide(d.value, AbortSignal.timeout(5000))
+    const got = await collect((await follower.cache.open(d)).stream)
+    expect(got.equals(bytes)).toBe(true)
+    expect(follower.seed.opens).toEqual([0])
   })
 
   it('never lets a lying peer\'s bytes into the cache: the fill starts over from another source and the liar is banned', async () => {

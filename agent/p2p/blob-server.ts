@@ -21,6 +21,12 @@ export interface BlobServerInit {
   requestTimeoutMs?: number
   /** How long a request for a fill that does not know its size yet waits for it (default 2.5 s). */
   readyWaitMs?: number
+  /**
+   * The same for a follower the seed sent to us (`follow`): our fill may have just started and
+   * its source (the seed, or our own parent) may be slow to answer. Default 20 s, within the
+   * follower's own deadline (PeerSource parentHeaderTimeoutMs) and its fill's idle deadline.
+   */
+  followReadyWaitMs?: number
 }
 
 export interface BlobServerComponents {
@@ -45,6 +51,7 @@ export type AuthorizeBlobRequest = (token: string | undefined, remotePeer: strin
 const DEFAULT_MAX_UPLOADS = 8
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 const DEFAULT_READY_WAIT_MS = 2_500
+const DEFAULT_FOLLOW_READY_WAIT_MS = 20_000
 
 /**
  * Serves `/pollen/blob/1.0.0`: one request frame in, one response header out, then the
@@ -60,6 +67,7 @@ export class BlobServer {
   readonly #c: BlobServerComponents
   readonly #self: string
   readonly #readyWaitMs: number
+  readonly #followReadyWaitMs: number
   #active = 0
 
   constructor(init: BlobServerInit, components: BlobServerComponents) {
@@ -69,6 +77,7 @@ export class BlobServer {
     this.#c = components
     this.#self = components.libp2p.peerId.toString()
     this.#readyWaitMs = init.readyWaitMs ?? DEFAULT_READY_WAIT_MS
+    this.#followReadyWaitMs = init.followReadyWaitMs ?? DEFAULT_FOLLOW_READY_WAIT_MS
   }
 
   get activeUploads(): number {
@@ -158,9 +167,11 @@ export class BlobServer {
     if (fill === undefined || fill.error !== undefined) return undefined
     // Followers of a fill in progress form a tree ordered by PeerId: a peer that sorts below
     // us must not wait on us (we may be waiting on it), so it is told we do not have it.
-    if (peer < this.#self) return undefined
+    // A follower the seed sent to us is exempt: the seed orders its followers by arrival.
+    const follow = request.follow === true
+    if (peer < this.#self && !follow) return undefined
     // Our fill may still be finding its own source; wait (bounded) until it knows the size.
-    const info = await raceAbort(fill.ready, AbortSignal.timeout(this.#readyWaitMs)).catch(() => undefined)
+    const info = await raceAbort(fill.ready, AbortSignal.timeout(follow ? this.#followReadyWaitMs : this.#readyWaitMs)).catch(() => undefined)
     if (info === undefined || fill.size === undefined) return undefined
     const size = fill.size
     return { size, available: Math.min(fill.written, size), complete: false, read: async (start, end) => fill.createReader(start, end) }

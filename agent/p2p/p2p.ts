@@ -12,6 +12,7 @@ import { Advertiser } from './advertiser.js'
 import { BlobServer, type AuthorizeBlobRequest } from './blob-server.js'
 import { PeerSource } from './peer-source.js'
 import { DhtRouter } from './router.js'
+import { seedParents } from './seed-parents.js'
 
 export interface P2PComponents {
   logger: Logger
@@ -74,6 +75,8 @@ export async function startP2P(config: P2PConfig, c: P2PComponents): Promise<P2P
       announce: (digest) => router.provide(digest.value),
       token: c.token,
       admitted: gate === undefined ? undefined : (peer, signal) => gate.whenAdmitted(peer, signal),
+      // During a rollout the seed plans who follows whom (seed/fanout/); an enrolled agent asks it.
+      askParent: c.seedUrl === undefined || c.token === undefined ? undefined : seedParents(c.seedUrl, { token: c.token, logger }),
     },
   )
   let server: BlobServer | undefined

@@ -10,6 +10,7 @@ import type { Digest } from '../../protocol/digest.js'
 import { BlobUnknownError, PollenError } from '../../protocol/errors.js'
 import type { PollenLibp2p } from '../../content/p2p/node.js'
 import type { ProviderInfo } from './router.js'
+import type { AskParent } from './seed-parents.js'
 import { readFrame, readableOf, sendBytes } from './stream-io.js'
 
 export interface PeerSourceInit {
@@ -31,6 +32,12 @@ export interface PeerSourceInit {
   announceWaitMs?: number
   /** Pause after announcing, before looking for providers, so simultaneous starters see each other (default 150 ms). */
   settleMs?: number
+  /**
+   * Deadline for the parent the seed named to answer: its own fill may have just started
+   * (default 22 s: the parent waits up to 20 s for its source, and the fill that asks us gives
+   * up on a silent source after DEFAULT_FILL_IDLE_TIMEOUT_MS, 30 s).
+   */
+  parentHeaderTimeoutMs?: number
 }
 
 export interface PeerSourceComponents {
@@ -46,6 +53,12 @@ export interface PeerSourceComponents {
    * dialled (its token checked), false when it is refused or `signal` aborts. Absent: no wait.
    */
   admitted?: (peerId: string, signal: AbortSignal) => Promise<boolean>
+  /**
+   * Asks the seed where to fetch from (seed-parents.ts). With an answer, fills in progress are
+   * followed only as the seed plans (its parent), and other peers serve only complete copies;
+   * without one (absent, or the seed could not say) followers order themselves by PeerId.
+   */
+  askParent?: AskParent
   now?: () => number
 }
 
@@ -53,6 +66,14 @@ export class PeerUnavailableError extends PollenError {
   constructor(message: string) {
     super('PeerUnavailableError', 'UNAVAILABLE', message)
   }
+}
+
+/** A provider to ask, and whether a copy still filling is acceptable from it. */
+interface Candidate extends ProviderInfo {
+  /** The seed named it our parent: follow its fill in progress. */
+  follow?: boolean
+  /** Accept only a complete copy (the seed plans who follows whom). */
+  completeOnly?: boolean
 }
 
 interface Attempt {
@@ -65,8 +86,10 @@ interface Attempt {
 /**
  * Blobs from other agents over `/pollen/blob/1.0.0`. Finds providers in the DHT within a
  * short deadline, asks up to K of them (hedging a slow first one with a second), and
- * streams the bytes with backpressure. A provider that is still filling is used only when
- * its PeerId sorts below ours, so followers form a tree, never a cycle. Peers whose bytes
+ * streams the bytes with backpressure. During a rollout the seed names a parent to follow
+ * (askParent): an agent already fetching the blob, whose fill is read as it grows; other
+ * peers then serve only complete copies. Without the seed's plan, a provider that is still
+ * filling is used only when its PeerId sorts below ours, so followers form a tree, never a cycle. Peers whose bytes
  * did not match are banned; peers whose transfer broke are passed over for that digest.
  * Throws BlobUnknownError when no peer can serve, so the next source (the seed) takes over.
  */
@@ -93,6 +116,7 @@ export class PeerSource implements BlobSource {
       brokenMs: init.brokenMs ?? 60_000,
       announceWaitMs: init.announceWaitMs ?? 1000,
       settleMs: init.settleMs ?? 150,
+      parentHeaderTimeoutMs: init.parentHeaderTimeoutMs ?? 22_000,
     }
     this.#c = components
     this.#self = components.libp2p.peerId.toString()
@@ -113,15 +137,34 @@ export class PeerSource implements BlobSource {
 
   async open(digest: Digest, options: OpenOptions = {}): Promise<OpenedBlob> {
     const offset = options.offset ?? 0
+    const parent = await this.#c.askParent?.(digest, options.signal)
+    options.signal?.throwIfAborted()
+    const planned = parent !== undefined
     if (!this.#announced.has(digest.value) && this.#c.announce !== undefined) {
       this.#announced.add(digest.value)
-      await raceAbort(this.#c.announce(digest), AbortSignal.timeout(this.#init.announceWaitMs)).catch(() => {})
-      // Others starting the same blob at the same moment announce too; let their records land.
-      await new Promise((resolve) => setTimeout(resolve, this.#init.settleMs))
+      const announced = this.#c.announce(digest)
+      if (planned) {
+        // The seed orders this rollout; the record is for later fetchers.
+        void announced.catch(() => {})
+      } else {
+        await raceAbort(announced, AbortSignal.timeout(this.#init.announceWaitMs)).catch(() => {})
+        // Others starting the same blob at the same moment announce too; let their records land.
+        await new Promise((resolve) => setTimeout(resolve, this.#init.settleMs))
+      }
     }
-    const candidates = await this.#candidates(digest, options.signal)
-    if (candidates.length === 0) throw new BlobUnknownError(digest.value)
-    const won = await this.#race(candidates, digest, offset, options.signal)
+    let won: Attempt | undefined
+    if (parent !== null && parent !== undefined && !this.#unusable(parent.peerId, digest)) {
+      won = await this.#race([{ ...parent, follow: true }], digest, offset, options.signal).catch((err: unknown) => {
+        options.signal?.throwIfAborted()
+        this.#c.logger.info({ peer: parent.peerId, digest: digest.value, err: (err as Error).message }, 'the parent the seed named could not serve; trying others')
+        return undefined
+      })
+    }
+    if (won === undefined) {
+      const candidates = (await this.#candidates(digest, options.signal)).map((p): Candidate => ({ ...p, completeOnly: planned }))
+      if (candidates.length === 0) throw new BlobUnknownError(digest.value)
+      won = await this.#race(candidates, digest, offset, options.signal)
+    }
     let served = this.#servedBy.get(digest.value)
     if (served === undefined) this.#servedBy.set(digest.value, (served = new Set()))
     served.add(won.peer)
@@ -142,13 +185,10 @@ export class PeerSource implements BlobSource {
   async #candidates(digest: Digest, signal: AbortSignal | undefined): Promise<ProviderInfo[]> {
     const deadline = AbortSignal.timeout(this.#init.lookupTimeoutMs)
     const lookup = signal === undefined ? deadline : AbortSignal.any([signal, deadline])
-    const now = this.#now()
     const found: ProviderInfo[] = []
     try {
       for await (const provider of this.#c.router.findProviders(digest.value, { signal: lookup, limit: this.#init.maxProviders * 3 })) {
-        if (provider.peerId === this.#self) continue
-        if ((this.#banned.get(provider.peerId) ?? 0) > now) continue
-        if ((this.#broken.get(`${provider.peerId} ${digest.value}`) ?? 0) > now) continue
+        if (this.#unusable(provider.peerId, digest)) continue
         found.push(provider)
         if (found.length >= this.#init.maxProviders * 4) break
       }
@@ -163,8 +203,14 @@ export class PeerSource implements BlobSource {
     return [...below, ...above].slice(0, this.#init.maxProviders)
   }
 
+  /** True for ourselves, a banned peer, and a peer whose transfer of this digest broke lately. */
+  #unusable(peer: string, digest: Digest): boolean {
+    const now = this.#now()
+    return peer === this.#self || (this.#banned.get(peer) ?? 0) > now || (this.#broken.get(`${peer} ${digest.value}`) ?? 0) > now
+  }
+
   /** Asks candidates in order, starting the next when the previous is slow or fails; the first usable answer wins. */
-  #race(candidates: ProviderInfo[], digest: Digest, offset: number, signal: AbortSignal | undefined): Promise<Attempt> {
+  #race(candidates: Candidate[], digest: Digest, offset: number, signal: AbortSignal | undefined): Promise<Attempt> {
     return new Promise((resolve, reject) => {
       const controllers: AbortController[] = []
       let next = 0
@@ -215,8 +261,9 @@ export class PeerSource implements BlobSource {
     })
   }
 
-  async #attempt(provider: ProviderInfo, digest: Digest, offset: number, hedgeSignal: AbortSignal, callerSignal: AbortSignal | undefined): Promise<Attempt> {
-    const signals = [hedgeSignal, AbortSignal.timeout(this.#init.headerTimeoutMs)]
+  async #attempt(provider: Candidate, digest: Digest, offset: number, hedgeSignal: AbortSignal, callerSignal: AbortSignal | undefined): Promise<Attempt> {
+    const follow = provider.follow === true
+    const signals = [hedgeSignal, AbortSignal.timeout(follow ? this.#init.parentHeaderTimeoutMs : this.#init.headerTimeoutMs)]
     if (callerSignal !== undefined) signals.push(callerSignal)
     const signal = AbortSignal.any(signals)
     const target = provider.multiaddrs.length > 0 ? provider.multiaddrs.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${provider.peerId}`)) : peerIdFromString(provider.peerId)
@@ -232,11 +279,11 @@ export class PeerSource implements BlobSource {
     const payload = readableOf(stream)
     try {
       const token = this.#c.token?.()
-      await sendBytes(stream, encodeRequest(token === undefined ? { digest: digest.value, offset } : { digest: digest.value, offset, token }), signal)
+      await sendBytes(stream, encodeRequest({ digest: digest.value, offset, ...(token === undefined ? {} : { token }), ...(follow ? { follow } : {}) }), signal)
       const header = await readFrame(payload, 'response', signal, { requestOffset: offset })
       if (header.status !== 'ok') throw header.status === 'not-found' ? new BlobUnknownError(digest.value) : new PeerUnavailableError(`peer answered ${header.status}${header.message === undefined ? '' : `: ${header.message}`}`)
-      if (!header.complete && provider.peerId >= this.#self) {
-        throw new PeerUnavailableError('peer is still filling and does not sort below us; not following it, to keep followers acyclic')
+      if (!header.complete && !follow && (provider.completeOnly === true || provider.peerId >= this.#self)) {
+        throw new PeerUnavailableError('peer is still filling and is not ours to follow; not following it, to keep followers acyclic')
       }
       return { peer: provider.peerId, stream, payload, header }
     } catch (err) {
