@@ -118,4 +118,24 @@ describe('ContentStore', () => {
     await expect(store.ensureRoom(1, free + 1024 * 1024 * 1024)).rejects.toMatchObject({ name: 'StoreFullError', ociCode: 'UNAVAILABLE' })
     await store.close()
   })
+  it('keeps no record of a blob it deleted while a last-access or repository update of it was under way', async () => {
+    let clock = 0
+    const store = await ContentStore.open({ dir }, { logger, now: () => (clock += 120_000) })
+    const leftovers: string[] = []
+    for (let i = 0; i < 20; i++) {
+      const bytes = randomBytes(100 + i)
+      const d = digestOf(bytes)
+      await store.putBuffer(d, bytes)
+      // Each update reads the record, then writes it back: a delete in between must not be undone.
+      const deleted = store.delete(d)
+      const updates = [store.touch(d), store.remember(d, { repository: 'docker.io/a/b' })]
+      expect(await deleted).toBe(true)
+      await Promise.all(updates)
+      const file = await stat(store.blobPath(d)).catch(() => undefined)
+      if ((await store.stat(d)) !== undefined || file !== undefined) leftovers.push(d.value)
+    }
+    expect(leftovers).toEqual([])
+    expect(store.bytes).toBe(0)
+    await store.close()
+  })
 })

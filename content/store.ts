@@ -59,6 +59,8 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
   readonly #db: Level<string, BlobRecord>
   readonly #pins = new Map<string, number>()
   readonly #lastAccessWrite = new Map<string, number>()
+  /** Per blob, the tail of its record's queued read-modify-write steps (see #serial). */
+  readonly #queues = new Map<string, Promise<unknown>>()
   #bytes = 0
   /** Set when an index write failed: LevelDB's log may end in a torn record, after which it loses later writes on reopen. */
   #indexDamaged = false
@@ -171,26 +173,28 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
    * content. Returns the stored record.
    */
   async commit(tempPath: string, digest: Digest, size: number, meta: CommitMeta = {}): Promise<BlobRecord> {
-    const final = this.blobPath(digest)
-    await mkdir(join(final, '..'), { recursive: true })
-    await rename(tempPath, final)
-    const existing = await this.stat(digest)
-    const record: BlobRecord = {
-      size,
-      mediaType: meta.mediaType ?? existing?.mediaType,
-      lastAccess: this.#now(),
-      repositories: mergeRepositories(existing?.repositories, meta.repository),
-    }
-    try {
-      await this.#write(() => this.#db.put(KEY_PREFIX + digest.value, record))
-    } catch (err) {
-      // Unrecorded, the file must not stay: the index and the files agree, and the fill fails.
-      if (existing === undefined) await rm(final, { force: true })
-      throw err
-    }
-    if (existing === undefined) this.#bytes += size
-    this.emit('commit', digest, record)
-    return record
+    return this.#serial(digest, async () => {
+      const final = this.blobPath(digest)
+      await mkdir(join(final, '..'), { recursive: true })
+      await rename(tempPath, final)
+      const existing = await this.stat(digest)
+      const record: BlobRecord = {
+        size,
+        mediaType: meta.mediaType ?? existing?.mediaType,
+        lastAccess: this.#now(),
+        repositories: mergeRepositories(existing?.repositories, meta.repository),
+      }
+      try {
+        await this.#write(() => this.#db.put(KEY_PREFIX + digest.value, record))
+      } catch (err) {
+        // Unrecorded, the file must not stay: the index and the files agree, and the fill fails.
+        if (existing === undefined) await rm(final, { force: true })
+        throw err
+      }
+      if (existing === undefined) this.#bytes += size
+      this.emit('commit', digest, record)
+      return record
+    })
   }
 
   /**
@@ -201,8 +205,14 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
     const verifier = new DigestVerifier(digest, bytes.byteLength)
     verifier.update(bytes)
     verifier.verify()
-    const existing = await this.stat(digest)
-    if (existing !== undefined) return this.#remember(digest, existing, meta)
+    if ((await this.stat(digest)) !== undefined) {
+      const kept = await this.#serial(digest, async () => {
+        const existing = await this.stat(digest)
+        return existing === undefined ? undefined : this.#remember(digest, existing, meta)
+      })
+      // Deleted meanwhile: store it afresh.
+      if (kept !== undefined) return kept
+    }
     const temp = this.tempPath(digest)
     const handle = await open(temp, 'wx')
     try {
@@ -219,10 +229,13 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
 
   /** Records that a blob was seen in `repository` (and updates its media type if given). */
   async remember(digest: Digest, meta: CommitMeta): Promise<void> {
-    const existing = await this.stat(digest)
-    if (existing !== undefined) await this.#remember(digest, existing, meta)
+    await this.#serial(digest, async () => {
+      const existing = await this.stat(digest)
+      if (existing !== undefined) await this.#remember(digest, existing, meta)
+    })
   }
 
+  /** Call inside #serial for `digest`. */
   async #remember(digest: Digest, existing: BlobRecord, meta: CommitMeta): Promise<BlobRecord> {
     const repositories = mergeRepositories(existing.repositories, meta.repository)
     const mediaType = meta.mediaType ?? existing.mediaType
@@ -238,21 +251,46 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
     const last = this.#lastAccessWrite.get(digest.value) ?? 0
     if (now - last < ACCESS_WRITE_INTERVAL_MS) return
     this.#lastAccessWrite.set(digest.value, now)
-    const existing = await this.stat(digest)
-    if (existing !== undefined) await this.#write(() => this.#db.put(KEY_PREFIX + digest.value, { ...existing, lastAccess: now })).catch(() => {})
+    await this.#serial(digest, async () => {
+      const existing = await this.stat(digest)
+      if (existing !== undefined) await this.#write(() => this.#db.put(KEY_PREFIX + digest.value, { ...existing, lastAccess: now }))
+    }).catch(() => {})
   }
 
   /** Removes a blob (index first, then file). Returns false when it is pinned or absent. */
   async delete(digest: Digest): Promise<boolean> {
-    if (this.isPinned(digest)) return false
-    const existing = await this.stat(digest)
-    if (existing === undefined) return false
-    await this.#write(() => this.#db.del(KEY_PREFIX + digest.value))
-    this.#bytes -= existing.size
-    this.#lastAccessWrite.delete(digest.value)
-    await rm(this.blobPath(digest), { force: true })
-    this.emit('delete', digest, existing)
-    return true
+    return this.#serial(digest, async () => {
+      if (this.isPinned(digest)) return false
+      const existing = await this.stat(digest)
+      if (existing === undefined) return false
+      await this.#write(() => this.#db.del(KEY_PREFIX + digest.value))
+      this.#bytes -= existing.size
+      this.#lastAccessWrite.delete(digest.value)
+      await rm(this.blobPath(digest), { force: true })
+      this.emit('delete', digest, existing)
+      return true
+    })
+  }
+
+  /**
+   * Runs `fn` once every earlier step queued for the same blob has settled, and returns its
+   * result. Commit, delete and the record updates (last access, repositories) each read the
+   * record and then write it or the file: one at a time per blob, so that an update that read
+   * the record before a delete cannot write it back after (a record without its file), nor a
+   * delete remove the file of a commit that came in between.
+   */
+  #serial<T>(digest: Digest, fn: () => Promise<T>): Promise<T> {
+    const key = digest.value
+    const run = (this.#queues.get(key) ?? Promise.resolve()).then(fn)
+    const tail = run.then(
+      () => {},
+      () => {},
+    )
+    this.#queues.set(key, tail)
+    void tail.then(() => {
+      if (this.#queues.get(key) === tail) this.#queues.delete(key)
+    })
+    return run
   }
 
   /** Every committed blob with its record, in digest order. */
