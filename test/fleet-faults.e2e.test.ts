@@ -15,9 +15,21 @@ import { seedArgsFor } from './helpers/pollen-stack.js'
 import { startRegistry, type RunningRegistry } from './helpers/registry.js'
 import { describeWithBinaries } from './helpers/requirements.js'
 
+/*
+ * A rollout of one small image (4 layers, 14 MiB) to 8 real `pollen-agent` processes, enrolled
+ * with a real `pollen-seed` whose upstream is a real docker-registry behind a fault-injecting
+ * proxy (test/helpers/fleet-upstream-faults.ts), under three faults: agents SIGKILLed mid-pull and
+ * restarted, the seed SIGKILLed and restarted, and bursts of 500/429 from the upstream. Each
+ * client hashes every body against its digest while it streams (test/helpers/fleet-pull.ts).
+ * Each scenario prints one `fleet-faults | …` line and is written to test/results/fleet-faults.json.
+ * FLEET_DEBUG=1 also prints the agents' warnings and every upstream request.
+ */
+
 const MiB = 1024 * 1024
 const AGENTS = 8
 const LAYERS = [5 * MiB, 4 * MiB, 3 * MiB, 2 * MiB]
+/** A pull still running after this is ended and counted as failed, so that the row is printed before the test times out. */
+const PULL_DEADLINE_MS = 150_000
 const RESULTS = fileURLToPath(new URL('./results/fleet-faults.json', import.meta.url))
 /** Replays a run's kill points and restart moment: FLEET_FAULTS_SEED=<printed seed>. */
 const RNG_SEED = Number(process.env.FLEET_FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31))
@@ -76,7 +88,15 @@ describeWithBinaries(['docker-registry'], 'a fleet rollout to 8 agent processes 
    * again after 1, 2, 4, 8, then 15 s, at most 8 times (about 75 s, enough to wait out a seed
    * restart on this loaded machine). Each repeat is counted and reported.
    */
-  const pullOptions = (repo: string) => ({ ns: registry.host, repo, tag: 'v1', retries: 8, retryDelayMs: (n: number) => Math.min(1000 * 2 ** n, 15_000) })
+  const pullOptions = (repo: string) => ({
+    ns: registry.host,
+    repo,
+    tag: 'v1',
+    retries: 8,
+    retryDelayMs: (n: number) => Math.min(1000 * 2 ** n, 15_000),
+    // Ends a stuck pull as failed (reported, then asserted) before the test's own timeout.
+    deadline: AbortSignal.timeout(PULL_DEADLINE_MS),
+  })
 
   /** The row for a scenario: the pulls' figures, and the upstream's answers to this image's blob GETs since `firstRequest`. */
   function row(scenario: string, started: number, image: ExpectedImage, outcomes: PullOutcome[], firstRequest: number, notes: Record<string, unknown>): ScenarioRow {
@@ -98,14 +118,24 @@ describeWithBinaries(['docker-registry'], 'a fleet rollout to 8 agent processes 
       upstreamFaults: upstream.requests.slice(firstRequest).filter((r) => r.injected).length,
       slowestPullSeconds: t.slowestSeconds,
       seconds: (performance.now() - started) / 1000,
-      notes,
+      notes: { ...notes, clientFailures: failureKinds(outcomes) },
     }
   }
 
-  async function report(r: ScenarioRow, outcomes: PullOutcome[]): Promise<void> {
+  /** Prints the row (and the clients' failed fetches, and the agents' errors since `since`), and records it. */
+  async function report(r: ScenarioRow, outcomes: PullOutcome[], since: number, firstRequest: number): Promise<void> {
     console.log(formatRow(r))
     const errors = outcomes.flatMap((o) => o.errors)
     if (errors.length > 0) console.log(`fleet-faults | ${r.scenario} | client-side fetch failures:\n  ${errors.join('\n  ')}`)
+    // Errors (level 50) of every agent; with FLEET_DEBUG also its warnings.
+    const level = process.env.FLEET_DEBUG === undefined ? 50 : 40
+    const logged = agents.flatMap((a) => a.logs().filter((l) => Number(l.level) >= level && Number(l.time) >= since).map((l) => `agent ${a.index}: ${brief(l)}`))
+    if (logged.length > 0) console.log(`fleet-faults | ${r.scenario} | agent errors:\n  ${logged.join('\n  ')}`)
+    if (process.env.FLEET_DEBUG !== undefined) {
+      const t0 = upstream.requests[firstRequest]?.at ?? 0
+      const seen = upstream.requests.slice(firstRequest).map((q) => `+${q.at - t0}ms ${q.method} ${q.path.replace(/sha256:(.{8})\w+/, '$1')} ${q.range ?? ''} -> ${q.status}${q.injected ? ' (injected)' : ''} ${q.bytes} B`)
+      console.log(`fleet-faults | ${r.scenario} | upstream requests:\n  ${seen.join('\n  ')}`)
+    }
     await recordRow(RESULTS, RUN, r)
   }
 
@@ -121,6 +151,7 @@ describeWithBinaries(['docker-registry'], 'a fleet rollout to 8 agent processes 
 
   it('completes every pull with verified bytes while a quarter of the agents are SIGKILLed at random points of their pull, and each restarted agent completes its pull with a consistent store', async () => {
     const started = performance.now()
+    const since = Date.now()
     const firstRequest = upstream.requests.length
     const { repo, image } = await prepare('kills')
     const whole = image.manifestSize + image.blobs.reduce((n, b) => n + b.size, 0)
@@ -165,7 +196,7 @@ describeWithBinaries(['docker-registry'], 'a fleet rollout to 8 agent processes 
       }),
     )
     const r = row('agent-kills', started, image, outcomes, firstRequest, { kills })
-    await report(r, outcomes)
+    await report(r, outcomes, since, firstRequest)
     expectEveryPullWhole(r, image, outcomes)
     expect(r.pullsInterrupted).toBe(victims.size)
     expect(r.pullsAttempted).toBe(AGENTS + victims.size)
@@ -183,10 +214,11 @@ describeWithBinaries(['docker-registry'], 'a fleet rollout to 8 agent processes 
       await agent.start()
     }
     await waitForRoutingTables(agents)
-  }, 240_000)
+  }, 300_000)
 
   it('completes every pull with verified bytes when the seed is killed and restarted mid-rollout on the same data dir and ports', async () => {
     const started = performance.now()
+    const since = Date.now()
     const firstRequest = upstream.requests.length
     const { repo, image } = await prepare('seed-restart')
     const blobBytes = image.blobs.reduce((n, b) => n + b.size, 0)
@@ -211,36 +243,62 @@ describeWithBinaries(['docker-registry'], 'a fleet rollout to 8 agent processes 
     expect(restarted).toBeDefined()
     const downMs = await restarted!
     const r = row('seed-restart', started, image, outcomes, firstRequest, { restartAtUpstreamBytes: restartAt, seedDownMs: downMs })
-    await report(r, outcomes)
+    await report(r, outcomes, since, firstRequest)
     expectEveryPullWhole(r, image, outcomes)
     expect(r.pullsAttempted).toBe(AGENTS)
     // At most one upstream fetch of a blob was cut by the restart: each blob left the upstream at most twice.
     expect(r.upstreamBlobGetsMaxPerBlob).toBeLessThanOrEqual(2)
     expect(r.upstreamBlobGets).toBeLessThanOrEqual(2 * image.blobs.length)
     await waitForRoutingTables(agents)
-  }, 180_000)
+  }, 300_000)
 
-  it('completes every pull with verified bytes through a burst of 500s and 429s with Retry-After from the upstream, fetching each blob from the upstream once', async () => {
+  it('completes every pull with verified bytes through bursts of 500s and 429s with Retry-After from the upstream, fetching each blob from the upstream once', async () => {
     const started = performance.now()
+    const since = Date.now()
     const firstRequest = upstream.requests.length
     const { repo, image } = await prepare('upstream-burst')
-    const BURST = 16
-    upstream.burst({ count: BURST, statuses: [500, 429], retryAfterSeconds: 1 })
+    // 500, 429 (Retry-After: 1), 500, … : a burst on tag resolution, then one on the blob fetches.
+    const BURST = { manifests: 6, blobs: 6 }
+    upstream.burst({ count: BURST.manifests, only: 'manifests', statuses: [500, 429], retryAfterSeconds: 1 })
+    upstream.burst({ count: BURST.blobs, only: 'blobs', statuses: [500, 429], retryAfterSeconds: 1 })
     const outcomes = await Promise.all(agents.map((agent) => fleetPull(agent.url, image, pullOptions(repo))))
     const seen = upstream.requests.slice(firstRequest)
-    const r = row('upstream-5xx-429', started, image, outcomes, firstRequest, {
-      burst: BURST,
-      injectedOn: { manifests: seen.filter((q) => q.injected && q.path.includes('/manifests/')).length, blobs: seen.filter((q) => q.injected && q.path.includes('/blobs/')).length },
-    })
-    await report(r, outcomes)
+    const injected = (kind: string): number => seen.filter((q) => q.injected && q.path.includes(`/${kind}/`)).length
+    const r = row('upstream-5xx-429', started, image, outcomes, firstRequest, { burst: BURST, injected: { manifests: injected('manifests'), blobs: injected('blobs') } })
+    await report(r, outcomes, since, firstRequest)
     expectEveryPullWhole(r, image, outcomes)
-    expect(r.upstreamFaults).toBe(BURST)
+    expect(upstream.pending()).toBe(0)
+    expect(r.upstreamFaults).toBe(BURST.manifests + BURST.blobs)
     expect(r.pullsAttempted).toBe(AGENTS)
-    // Every blob was fetched whole from the upstream exactly once, and retried at most as often as it was failed.
+    // Every blob was fetched whole from the upstream exactly once, and failed at most as often as faults were injected.
     expect(r.upstreamBlobGetsMaxPerBlob).toBe(1)
-    for (const b of image.blobs) expect(upstream.blobGets(b.digest).failed).toBeLessThanOrEqual(BURST)
-  }, 180_000)
+    for (const b of image.blobs) expect(upstream.blobGets(b.digest).failed).toBeLessThanOrEqual(BURST.blobs)
+  }, 300_000)
 })
+
+/**
+ * The clients' failed fetches by kind: `HTTP <status>` for an error answer, `body cut` for a
+ * body that broke off. A 500 from an agent is a bug (an error that reached the HTTP edge
+ * untranslated); 503 and 429 are the answers a mirror gives when its sources cannot serve.
+ */
+function failureKinds(outcomes: PullOutcome[]): Record<string, number> {
+  const kinds: Record<string, number> = {}
+  for (const e of outcomes.flatMap((o) => o.errors)) {
+    const kind = /: HTTP (\d+)/.exec(e)?.[1] ?? (/ after \d+ bytes$/.test(e) ? 'body cut' : 'other')
+    const key = /^\d+$/.test(kind) ? `HTTP ${kind}` : kind
+    kinds[key] = (kinds[key] ?? 0) + 1
+  }
+  return kinds
+}
+
+/** A log line without the noise (a DOMException's constant table, stacks past their first frames). */
+function brief(entry: Record<string, unknown>): string {
+  return JSON.stringify(entry, (key, value: unknown) => {
+    if (/^[A-Z_]+_ERR$/.test(key) || key === 'service') return undefined
+    if (key === 'stack' && typeof value === 'string') return value.split('\n').slice(0, 4).join(' | ')
+    return value
+  })
+}
 
 /** Waits until every agent's DHT routing table holds the seed and at least one other agent. */
 async function waitForRoutingTables(agents: FleetAgent[]): Promise<void> {

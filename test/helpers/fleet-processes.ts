@@ -49,6 +49,8 @@ export interface FleetAgent {
   dataDir: string
   url: string
   process: PollenProcess
+  /** Every JSON log line of every process this agent ran as, oldest first. */
+  logs(): Array<Record<string, unknown>>
   /** Sends SIGKILL at once (synchronously); resolves once the process exited. */
   kill(): Promise<void>
   /** Starts the agent again with the same flags, data dir and ports (after kill() or stop()). */
@@ -76,13 +78,16 @@ export async function startFleetAgents(count: number, opts: FleetAgentsOptions):
     const [api, p2p] = [await freePort(), await freePort()]
     const dataDir = join(opts.work, `agent-${index}`)
     const args = ['--listen', `127.0.0.1:${api}`, '--p2p-listen', `/ip4/127.0.0.1/tcp/${p2p}`, '--data', dataDir, '--seed', opts.seedUrl, '--default-ns', opts.ns, ...opts.enroll]
+    const earlier: PollenProcess[] = []
     const agent: FleetAgent = {
       index,
       dataDir,
       url: `http://127.0.0.1:${api}`,
       process: await persist(() => startAgentProcess(args)),
+      logs: () => [...earlier, agent.process].flatMap((p) => p.logs),
       kill: () => agent.process.kill(),
       async start() {
+        earlier.push(agent.process)
         agent.process = await restartPollen('agent', args)
       },
       stop: () => agent.process.stop(),

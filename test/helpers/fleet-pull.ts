@@ -20,6 +20,8 @@ export interface FleetPullOptions {
   parallel?: number
   /** Aborted when the node the pull runs on dies: the pull ends as `interrupted`. */
   signal?: AbortSignal
+  /** Aborted when the pull has taken too long: it ends as `failed`, what did not arrive counted lost. */
+  deadline?: AbortSignal
   /** Called with the size of every body chunk received (manifest and blobs). */
   onBytes?: (n: number) => void
 }
@@ -40,6 +42,7 @@ export interface PullOutcome {
 }
 
 class Interrupted extends Error {}
+class DeadlinePassed extends Error {}
 
 /**
  * Pulls an image through a mirror the way containerd does (tag → manifest → blobs, `parallel`
@@ -56,7 +59,7 @@ export async function fleetPull(mirror: string, image: ExpectedImage, opts: Flee
     for (let attempt = 0; attempt <= retries; attempt++) {
       if (attempt > 0) {
         out.retries++
-        await sleep((opts.retryDelayMs ?? ((n) => 1000 * 2 ** n))(attempt - 1), opts.signal)
+        await sleep((opts.retryDelayMs ?? ((n) => 1000 * 2 ** n))(attempt - 1), opts.signal, opts.deadline)
       }
       const result = await fetchOnce(`${mirror}${path}${q}`, digest, size, accept, opts)
       if (result === 'ok') {
@@ -83,9 +86,16 @@ export async function fleetPull(mirror: string, image: ExpectedImage, opts: Flee
     }
     out.status = out.bytesLost === 0 ? 'completed' : 'failed'
   } catch (err) {
-    if (!(err instanceof Interrupted)) throw err
-    out.status = 'interrupted'
-    out.bytesLost = 0
+    if (err instanceof DeadlinePassed) {
+      out.status = 'failed'
+      out.errors.push('the pull did not finish before its deadline')
+      out.bytesLost = image.manifestSize + image.blobs.reduce((n, b) => n + b.size, 0) - out.bytesVerified
+    } else if (err instanceof Interrupted) {
+      out.status = 'interrupted'
+      out.bytesLost = 0
+    } else {
+      throw err
+    }
   }
   out.seconds = (performance.now() - started) / 1000
   return out
@@ -100,7 +110,7 @@ const MANIFEST_ACCEPT = [
 
 /** One GET, streamed through sha256. Throws Interrupted when opts.signal aborts. */
 async function fetchOnce(url: string, digest: string, size: number, accept: string | undefined, opts: FleetPullOptions): Promise<'ok' | { error: string; corrupted?: number }> {
-  const signal = opts.signal === undefined ? AbortSignal.timeout(120_000) : AbortSignal.any([opts.signal, AbortSignal.timeout(120_000)])
+  const signal = AbortSignal.any([AbortSignal.timeout(120_000), ...[opts.signal, opts.deadline].filter((s) => s !== undefined)])
   let n = 0
   try {
     const res = await request(url, { headers: accept === undefined ? {} : { accept }, signal })
@@ -117,22 +127,36 @@ async function fetchOnce(url: string, digest: string, size: number, accept: stri
     return { error: `body of ${n} bytes, expected ${size}`, corrupted: n > size ? n : 0 }
   } catch (err) {
     if (opts.signal?.aborted === true) throw new Interrupted()
+    if (opts.deadline?.aborted === true) throw new DeadlinePassed()
     return { error: `${(err as Error).message} after ${n} bytes` }
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Waits `ms`; rejects with Interrupted when `signal` aborts, DeadlinePassed when `deadline` does. */
+function sleep(ms: number, signal?: AbortSignal, deadline?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted === true) return reject(new Interrupted())
-    const timer = setTimeout(() => {
+    const check = (): boolean => {
+      if (signal?.aborted === true) reject(new Interrupted())
+      else if (deadline?.aborted === true) reject(new DeadlinePassed())
+      else return false
+      return true
+    }
+    if (check()) return
+    const done = (): void => {
+      clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
+      deadline?.removeEventListener('abort', onAbort)
+    }
+    const timer = setTimeout(() => {
+      done()
       resolve()
     }, ms)
     const onAbort = (): void => {
-      clearTimeout(timer)
-      reject(new Interrupted())
+      done()
+      check()
     }
     signal?.addEventListener('abort', onAbort, { once: true })
+    deadline?.addEventListener('abort', onAbort, { once: true })
   })
 }
 

@@ -20,6 +20,8 @@ export interface UpstreamRequest {
 export interface FaultBurst {
   /** How many matching requests to fail, from now on. */
   count: number
+  /** Which requests: manifest or blob GETs/HEADs only (default both). */
+  only?: 'manifests' | 'blobs'
   /** Statuses used in turn (default 500, 429). */
   statuses?: number[]
   /** Seconds sent as `Retry-After` with a 429 (and 503); default 1. */
@@ -30,7 +32,10 @@ export interface UpstreamFaults {
   /** `http://127.0.0.1:PORT`: give it to the seed as the upstream's URL. */
   url: string
   requests: UpstreamRequest[]
-  /** The next `count` manifest and blob requests are answered with an error instead of being forwarded. */
+  /**
+   * The next `count` manifest and/or blob requests are answered with an error instead of being
+   * forwarded. Bursts add up: a request takes a fault from the first armed burst it matches.
+   */
   burst(burst: FaultBurst): void
   /** Faults still to inject. */
   pending(): number
@@ -51,19 +56,14 @@ const FAULTABLE = /^\/v2\/.+\/(manifests|blobs)\//
 export async function startUpstreamFaults(target: string): Promise<UpstreamFaults> {
   const to = new URL(target)
   const requests: UpstreamRequest[] = []
-  let left = 0
-  let statuses = [500, 429]
-  let retryAfter = 1
-  let injectedSoFar = 0
+  const bursts: Array<{ count: number; only: FaultBurst['only']; statuses: number[]; retryAfterSeconds: number; injected: number }> = []
   const faults: UpstreamFaults = {
     url: '',
     requests,
     burst(b) {
-      left = b.count
-      statuses = b.statuses ?? [500, 429]
-      retryAfter = b.retryAfterSeconds ?? 1
+      bursts.push({ count: b.count, only: b.only, statuses: b.statuses ?? [500, 429], retryAfterSeconds: b.retryAfterSeconds ?? 1, injected: 0 })
     },
-    pending: () => left,
+    pending: () => bursts.reduce((n, b) => n + b.count - b.injected, 0),
     blobGets(digest) {
       const gets = requests.filter((r) => r.method === 'GET' && r.path.includes(`/blobs/${digest}`))
       const ok = gets.filter((r) => r.status >= 200 && r.status < 300)
@@ -77,15 +77,16 @@ export async function startUpstreamFaults(target: string): Promise<UpstreamFault
   const server: Server = createServer((req, res) => {
     const entry: UpstreamRequest = { method: req.method ?? '', path: req.url ?? '', range: req.headers.range, status: 0, injected: false, bytes: 0, done: false, at: Date.now() }
     requests.push(entry)
-    if (left > 0 && FAULTABLE.test(entry.path)) {
-      left--
-      const status = statuses[injectedSoFar++ % statuses.length]!
+    const kind = FAULTABLE.exec(entry.path)?.[1]
+    const burst = kind === undefined ? undefined : bursts.find((b) => b.injected < b.count && (b.only === undefined || b.only === kind))
+    if (burst !== undefined) {
+      const status = burst.statuses[burst.injected++ % burst.statuses.length]!
       entry.status = status
       entry.injected = true
       entry.done = true
       const code = status === 429 ? 'TOOMANYREQUESTS' : 'UNKNOWN'
       const headers: Record<string, string> = { 'content-type': 'application/json' }
-      if (status === 429 || status === 503) headers['retry-after'] = String(retryAfter)
+      if (status === 429 || status === 503) headers['retry-after'] = String(burst.retryAfterSeconds)
       req.resume()
       res.writeHead(status, headers).end(JSON.stringify({ errors: [{ code, message: `injected ${status}` }] }))
       return
