@@ -27,7 +27,7 @@ describeWithBinaries(['docker-registry'], 'a fleet of agents sharing blobs over 
   let registry: RunningRegistry
   let seed: SeedProcess
   const agents: AgentProcess[] = []
-  const servedBySeed = async (): Promise<number> => seed.metric('pollen_seed_served_bytes_total')
+  const servedBySeed = async (): Promise<number> => seed.metric('pollen_seed_served_bytes_total', { kind: 'blob' })
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'pollen-e2e-fleet-'))

@@ -38,6 +38,13 @@ export interface PeerSourceInit {
    * up on a silent source after DEFAULT_FILL_IDLE_TIMEOUT_MS, 30 s).
    */
   parentHeaderTimeoutMs?: number
+  /**
+   * A transfer from the parent the seed named is abandoned after this long without bytes
+   * (default 25 s). Longer than stallTimeoutMs: a parent whose own source hiccups pauses its
+   * whole chain, and it resumes its source itself (its fill's idle deadline); the followers
+   * should wait for it rather than all fall back to the seed at once.
+   */
+  parentStallTimeoutMs?: number
 }
 
 export interface PeerSourceComponents {
@@ -78,6 +85,8 @@ interface Candidate extends ProviderInfo {
 
 interface Attempt {
   peer: string
+  /** The transfer follows the parent the seed named. */
+  follow: boolean
   stream: Stream
   payload: Readable
   header: BlobResponseOk
@@ -117,6 +126,7 @@ export class PeerSource implements BlobSource {
       announceWaitMs: init.announceWaitMs ?? 1000,
       settleMs: init.settleMs ?? 150,
       parentHeaderTimeoutMs: init.parentHeaderTimeoutMs ?? 22_000,
+      parentStallTimeoutMs: init.parentStallTimeoutMs ?? 25_000,
     }
     this.#c = components
     this.#self = components.libp2p.peerId.toString()
@@ -285,7 +295,7 @@ export class PeerSource implements BlobSource {
       if (!header.complete && !follow && (provider.completeOnly === true || provider.peerId >= this.#self)) {
         throw new PeerUnavailableError('peer is still filling and is not ours to follow; not following it, to keep followers acyclic')
       }
-      return { peer: provider.peerId, stream, payload, header }
+      return { peer: provider.peerId, follow, stream, payload, header }
     } catch (err) {
       payload.destroy()
       throw err
@@ -294,7 +304,7 @@ export class PeerSource implements BlobSource {
 
   /** The payload, failing with PeerUnavailableError when it stalls; a broken peer is passed over for this digest. */
   #watch(attempt: Attempt, digest: Digest): Readable {
-    const stallMs = this.#init.stallTimeoutMs
+    const stallMs = attempt.follow ? this.#init.parentStallTimeoutMs : this.#init.stallTimeoutMs
     const watched = new Transform({
       // Chunks pass one by one: a byte-mode readable side would join everything buffered
       // into a new Buffer on each read() of the consumer's async iterator (a copy per byte).
