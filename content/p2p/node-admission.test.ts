@@ -91,8 +91,8 @@ describe('gated nodes over loopback', () => {
     const seed = await enrolled()
     const a = await enrolled([seed.multiaddrs()[0]!])
     const b = await enrolled([seed.multiaddrs()[0]!])
-    await waitFor(() => seed.gate!.isAdmitted(a.peerId) && seed.gate!.isAdmitted(b.peerId) && a.gate!.isAdmitted(seed.peerId), 5_000)
-    await waitFor(async () => (await seed.routingTable!.has(peerIdFromString(a.peerId))) && (await a.routingTable!.has(peerIdFromString(seed.peerId))), 5_000)
+    await waitFor(() => seed.gate!.isAdmitted(a.peerId) && seed.gate!.isAdmitted(b.peerId) && a.gate!.isAdmitted(seed.peerId), 15_000)
+    await waitFor(async () => (await seed.routingTable!.has(peerIdFromString(a.peerId))) && (await a.routingTable!.has(peerIdFromString(seed.peerId))), 15_000)
     const cid = cidOf('provided by a')
     for await (const _ of a.libp2p.services.dht.provide(cid, { signal: AbortSignal.timeout(5_000) })) { /* drain */ }
     const found: string[] = []
@@ -114,7 +114,7 @@ describe('gated nodes over loopback', () => {
     }
     const seed = await enrolled([], keys)
     const a = await enrolled([seed.multiaddrs()[0]!])
-    await waitFor(() => seed.gate!.isAdmitted(a.peerId), 3_000)
+    await waitFor(() => seed.gate!.isAdmitted(a.peerId), 15_000)
     expect(fetched).toBeGreaterThanOrEqual(1)
     expect(refusals).toEqual([])
   })
@@ -166,7 +166,7 @@ describe('gated nodes over loopback', () => {
     }
     expect(verdict).toEqual({ status: 'refused', reason: 'peer-mismatch' })
     expect(refusals).toEqual([{ node: seed.peerId, peer: thief.peerId, reason: 'peer-mismatch' }])
-    await waitFor(() => thief.libp2p.getConnections().length === 0, 2_000)
+    await waitFor(() => thief.libp2p.getConnections().length === 0, 10_000)
     // The rightful owner of the token is still welcome.
     const owner = await plain(victimKey)
     const ownerStream = await owner.libp2p.dialProtocol(multiaddr(seed.multiaddrs()[0]!), ADMISSION_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
@@ -186,7 +186,7 @@ describe('gated nodes over loopback', () => {
     const junk = await plain()
     const stream = await junk.libp2p.dialProtocol(multiaddr(seed.multiaddrs()[0]!), ADMISSION_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
     stream.send(new Uint8Array([0, 0, 0, 9, 1, 1, 0x7b, 0x7b, 0x7b, 0x7b, 0x7b, 0x7b, 0x7b]))
-    await waitFor(() => junk.libp2p.getConnections().length === 0, 3_000)
+    await waitFor(() => junk.libp2p.getConnections().length === 0, 10_000)
     expect(refusals).toEqual([{ node: seed.peerId, peer: junk.peerId, reason: 'malformed' }])
     expect(seed.gate!.isAdmitted(a.peerId)).toBe(true)
   })
