@@ -13,7 +13,7 @@ const MAIN = {
   seed: fileURLToPath(new URL('../../dist/seed/main.js', import.meta.url)),
   agent: fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url)),
 }
-const START_TIMEOUT_MS = 20_000
+const START_TIMEOUT_MS = 60_000
 
 export interface SeedProcess extends PollenProcess {
   /** The seed's `--data` directory. */
