@@ -16,7 +16,7 @@ import { startRegistry, type RunningRegistry } from './helpers/registry.js'
 import { describeWithBinaries } from './helpers/requirements.js'
 
 /*
- * A rollout of one small image (4 layers, 14 MiB) to 8 real `pollen-agent` processes, enrolled
+ * A rollout of one small image (4 layers, 10 MiB) to 8 real `pollen-agent` processes, enrolled
  * with a real `pollen-seed` whose upstream is a real docker-registry behind a fault-injecting
  * proxy (test/helpers/fleet-upstream-faults.ts), under three faults: agents SIGKILLed mid-pull and
  * restarted, the seed SIGKILLed and restarted, and bursts of 500/429 from the upstream. Each
@@ -27,7 +27,7 @@ import { describeWithBinaries } from './helpers/requirements.js'
 
 const MiB = 1024 * 1024
 const AGENTS = 8
-const LAYERS = [5 * MiB, 4 * MiB, 3 * MiB, 2 * MiB]
+const LAYERS = [4 * MiB, 3 * MiB, 2 * MiB, 1 * MiB]
 /** A pull still running after this is ended and counted as failed, so that the row is printed before the test times out. */
 const PULL_DEADLINE_MS = 150_000
 const RESULTS = fileURLToPath(new URL('./results/fleet-faults.json', import.meta.url))
@@ -130,7 +130,7 @@ describeWithBinaries(['docker-registry'], 'a fleet rollout to 8 agent processes 
     // Errors (level 50) of every agent; with FLEET_DEBUG also its warnings.
     const level = process.env.FLEET_DEBUG === undefined ? 50 : 40
     const logged = agents.flatMap((a) => a.logs().filter((l) => Number(l.level) >= level && Number(l.time) >= since).map((l) => `agent ${a.index}: ${brief(l)}`))
-    if (logged.length > 0) console.log(`fleet-faults | ${r.scenario} | agent errors:\n  ${logged.join('\n  ')}`)
+    if (logged.length > 0) console.log(`fleet-faults | ${r.scenario} | agent ${level === 50 ? 'errors' : 'warnings and errors'}:\n  ${logged.join('\n  ')}`)
     if (process.env.FLEET_DEBUG !== undefined) {
       const t0 = upstream.requests[firstRequest]?.at ?? 0
       const seen = upstream.requests.slice(firstRequest).map((q) => `+${q.at - t0}ms ${q.method} ${q.path.replace(/sha256:(.{8})\w+/, '$1')} ${q.range ?? ''} -> ${q.status}${q.injected ? ' (injected)' : ''} ${q.bytes} B`)
