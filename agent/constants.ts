@@ -5,7 +5,12 @@ export const DEFAULT_CACHE_SIZE = '10GiB'
 export const DEFAULT_NS = 'docker.io'
 /** The seed hop is on the fleet's network: fail over to stale answers quickly. */
 export const SEED_REQUEST_TIMEOUT_MS = 15_000
-export const SEED_MAX_RETRIES = 2
+/**
+ * Retries of a seed request that failed to connect or got a 5xx: backoff 0.2 s doubling, about
+ * 6–12 s in all, so that a seed restart does not fail the blob fetches in flight (a known tag is
+ * still answered stale after STALE_AFTER_MS, and a fill resumes on top of this).
+ */
+export const SEED_MAX_RETRIES = 6
 /** Containerd's default certs.d directory. */
 export const DEFAULT_HOSTS_DIR = '/etc/containerd/certs.d'
 /** The agent's libp2p node listens here by default. */
