@@ -96,7 +96,19 @@ export class CachingSource implements BlobSource {
     const { fill } = found
     const info = await raceAbort(fill.ready, options.signal)
     await this.#checkRoom(fill, info.size)
-    return { ...info, cached: false, source: fill.source, read: async (start, end) => fill.createReader(start, end) }
+    return {
+      ...info,
+      cached: false,
+      source: fill.source,
+      read: async (start, end) => fill.createReader(start, end),
+      openFile: async () => {
+        const file = fill.openFile()
+        if (file !== undefined) return file
+        if (fill.error !== undefined) throw fill.error
+        await fill.done
+        return store.openFile(digest)
+      },
+    }
   }
 
   /** The blob's record when the store holds it, else the fill that brings it (joined, or started here). */

@@ -6,10 +6,10 @@ import type { Digest } from '../protocol/digest.js'
 import { DigestVerifier } from '../protocol/digest-verifier.js'
 import { DigestMismatchError, PollenError, SizeMismatchError } from '../protocol/errors.js'
 import type { BlobInfo, BlobSource } from './blob-source.js'
-import { DEFAULT_FILL_IDLE_TIMEOUT_MS, DEFAULT_FILL_RESUMES, DEFAULT_OFF_THREAD_HASH_BYTES, READ_CHUNK_BYTES } from './constants.js'
+import { DEFAULT_FILL_IDLE_TIMEOUT_MS, DEFAULT_FILL_RESUMES, DEFAULT_OFF_THREAD_HASH_BYTES, FILL_READ_CHUNK_BYTES } from './constants.js'
 import { FileAppender } from './file-appender.js'
 import { FileDigester } from './file-digester.js'
-import { asStoreError, type BlobRecord, type ContentStore } from './store.js'
+import { asStoreError, type BlobFile, type BlobRecord, type ContentStore } from './store.js'
 import type { Repository } from '../protocol/reference.js'
 import { repositoryKey } from '../protocol/reference.js'
 
@@ -275,6 +275,41 @@ export class Fill extends EventEmitter {
   }
 
   /**
+   * The fill's temp file for positional reads (file-response.ts), following the fill as it
+   * grows through `available` and `check`; undefined once the fill closed its file (then read
+   * the committed blob, or fail with `error`). The file stays open until `close()`.
+   */
+  openFile(): BlobFile | undefined {
+    if (this.#handle === undefined) return undefined
+    this.#readers++
+    const handle = this.#handle
+    const generation = this.#generation
+    let released = false
+    const check = (): void => {
+      if (this.error !== undefined) throw this.error
+      if (this.#generation !== generation) throw this.#resetError ?? new Error('fill restarted')
+    }
+    return {
+      handle,
+      close: async () => {
+        if (released) return
+        released = true
+        this.#readers--
+        this.#maybeClose()
+      },
+      check,
+      available: async (pos) => {
+        for (;;) {
+          check()
+          const limit = this.#limit()
+          if (limit > pos) return limit
+          await once(this, 'progress')
+        }
+      },
+    }
+  }
+
+  /**
    * A stream of bytes [start, end] (inclusive) that follows the fill as it grows.
    * After the fill committed and closed its temp file, it reads the committed blob.
    * The stream fails with the fill's error if the fill fails.
@@ -301,7 +336,7 @@ export class Fill extends EventEmitter {
     }
     const fill = this
     const stream = new Readable({
-      highWaterMark: READ_CHUNK_BYTES,
+      highWaterMark: FILL_READ_CHUNK_BYTES,
       read(): void {
         void pump()
       },
@@ -326,7 +361,7 @@ export class Fill extends EventEmitter {
           }
           const limit = Math.min(fill.#limit(), end + 1)
           if (pos < limit) {
-            const want = Math.min(READ_CHUNK_BYTES, limit - pos)
+            const want = Math.min(FILL_READ_CHUNK_BYTES, limit - pos)
             const buf = Buffer.allocUnsafe(want)
             const { bytesRead } = await handle.read(buf, 0, want, pos)
             // The fill may have started over (a mismatch truncated the file) during the read.

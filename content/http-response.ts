@@ -4,7 +4,7 @@ import { toOciError } from '../protocol/oci-errors.js'
 import { contentRange, parseRange } from '../protocol/range.js'
 import { MethodNotAllowedError, RangeNotSatisfiableError } from '../protocol/errors.js'
 import type { BlobHandle } from './caching-source.js'
-import { sendFileRange } from './file-response.js'
+import { sendFileRange, type SendBudget } from './file-response.js'
 
 /**
  * The HTTP edge that agent and seed share: OCI error bodies and blob responses with Range.
@@ -38,7 +38,7 @@ export interface BlobResponseResult {
  * Content-Length, Docker-Content-Digest, Accept-Ranges. A client that disconnects only
  * stops its own read. Rejects when the body could not be delivered (after cutting the connection).
  */
-export async function sendBlob(req: IncomingMessage, res: ServerResponse, handle: BlobHandle): Promise<BlobResponseResult> {
+export async function sendBlob(req: IncomingMessage, res: ServerResponse, handle: BlobHandle, budget: SendBudget): Promise<BlobResponseResult> {
   const range = parseRange(headerValue(req.headers.range), handle.size)
   const start = range?.start ?? 0
   const end = range?.end ?? handle.size - 1
@@ -61,7 +61,7 @@ export async function sendBlob(req: IncomingMessage, res: ServerResponse, handle
     // A committed blob: positional reads into reused buffers, no stream machinery.
     const file = await handle.openFile()
     res.writeHead(status, headers)
-    await sendFileRange(res, file, start, end)
+    await sendFileRange(res, file, start, end, budget)
     return { status, bytes: length }
   }
   const body = await handle.read(start, end)

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import type { CachingSource } from './caching-source.js'
 import { BLOB_OPEN_DEADLINE_MS, MANIFEST_DEADLINE_MS } from './constants.js'
+import { SendBudget } from './file-response.js'
 import { headerValue, sendBlob, sendError } from './http-response.js'
 import type { ManifestService } from './manifest-service.js'
 import { normaliseManifestAccept } from '../protocol/media-types.js'
@@ -63,6 +64,8 @@ const MAX_HEADER_BYTES = 16 * 1024
  * `?ns=` selecting the registry. Every failure is answered as OCI error JSON; nothing here writes outside the store.
  */
 export function createRegistryServer(init: RegistryServerInit, c: RegistryServerComponents): Server {
+  // Cache-hit responses share one buffer budget (file-response.ts).
+  const sendBudget = new SendBudget()
   const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
     const started = process.hrtime.bigint()
     let route = 'other'
@@ -146,7 +149,7 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
           }
           throw err
         })
-        const result = await sendBlob(req, res, blob).catch((err: unknown) => {
+        const result = await sendBlob(req, res, blob, sendBudget).catch((err: unknown) => {
           if (!res.headersSent) throw err
           c.logger.warn({ digest: parsed.digest.value, repository: repositoryKey(parsed.repository), err: (err as Error).message }, 'blob response cut short')
           return { bytes: 0, status: res.statusCode }

@@ -24,6 +24,14 @@ export interface BlobRecord {
 export interface BlobFile {
   handle: FileHandle
   close(): Promise<void>
+  /**
+   * For a blob still being filled: resolves with how many bytes from the start may be read
+   * now, once that is more than `pos` (waiting for the fill as needed); rejects with the
+   * fill's error. Absent: the whole file may be read.
+   */
+  available?(pos: number): Promise<number>
+  /** For a blob still being filled: throws when bytes read so far are void (the fill failed or started over). */
+  check?(): void
 }
 
 export interface StoreInit {
