@@ -222,7 +222,7 @@ describeWithBinaries(['docker-registry'], 'hostile frames on /pollen/blob/1.0.0 
     if (work !== undefined) await rm(work, { recursive: true, force: true })
   })
 
-  it(`survives ${BLOB_CASES} generated blob frames from an admitted client and ${ADMISSION_CASES} admission frames from fresh identities, and still serves correct bytes`, async () => {
+  it(`survives ${BLOB_CASES} generated blob frames from an admitted client and ${ADMISSION_CASES} admission frames from fresh identities, and still serves correct bytes`, { timeout: 600_000 }, async () => {
     const started = performance.now()
     const heldBytes = new Map<string, Buffer>([[image.layers[0]!.digest, blob]])
     for (const f of [image.config, image.layers[1]!]) heldBytes.set(f.digest, await readFile(f.path))

@@ -296,7 +296,7 @@ describeWithBinaries(['docker-registry'], 'hostile HTTP requests against a runni
     if (work !== undefined) await rm(work, { recursive: true, force: true })
   })
 
-  it(`answers ${2 * REQUESTS_PER_TARGET} generated requests with legitimate statuses and OCI error bodies, stays up, and writes nowhere else`, async () => {
+  it(`answers ${2 * REQUESTS_PER_TARGET} generated requests with legitimate statuses and OCI error bodies, stays up, and writes nowhere else`, { timeout: 600_000 }, async () => {
     const started = performance.now()
     const digests = [image.manifestDigest, image.config.digest, ...image.layers.map((l) => l.digest)]
     const arb = arbitraries(registry.host, digests)

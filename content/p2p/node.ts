@@ -37,6 +37,11 @@ export const MAX_INCOMING_PENDING_CONNECTIONS = 64
  */
 export const DHT_INITIAL_SELF_QUERY_MS = 100
 const BOOTSTRAP_TAG = 'pollen-bootstrap'
+/** A routing table below this many peers (kad-dht's K) is refreshed again, first after REFRESH_MIN_PAUSE_MS… */
+const ROUTING_TABLE_FULL = 20
+const REFRESH_MIN_PAUSE_MS = 10_000
+/** …then after doubling pauses up to this one. */
+const REFRESH_MAX_PAUSE_MS = 10 * 60_000
 /** Deadline for closing a refused peer's connections. */
 const DISCONNECT_TIMEOUT_MS = 2_000
 
@@ -222,6 +227,21 @@ export async function createPollenNode(init: PollenNodeInit, components: PollenN
   })
   if (refill === undefined) log.warn('kad-dht has no routing table internals to refill: peers whose first ping timed out stay out of it')
   let refilling = false
+  // A short routing table (a query of ours that ran before the other peers were admitted, or
+  // pings that timed out on a busy node) is refreshed again, with a doubling pause, until it
+  // holds a full bucket; kad-dht alone would wait for its next scheduled refresh (hours).
+  let refreshPauseMs = REFRESH_MIN_PAUSE_MS
+  let nextRefreshAt = Date.now() + refreshPauseMs
+  let lastTableSize = 0
+  const maybeRefresh = (): void => {
+    const size = (libp2p.services.dht as SingleKadDHT).routingTable.size
+    if (size < lastTableSize) refreshPauseMs = REFRESH_MIN_PAUSE_MS
+    lastTableSize = size
+    if (size === 0 || size >= ROUTING_TABLE_FULL || Date.now() < nextRefreshAt) return
+    nextRefreshAt = Date.now() + refreshPauseMs
+    refreshPauseMs = Math.min(refreshPauseMs * 2, REFRESH_MAX_PAUSE_MS)
+    void libp2p.services.dht.refreshRoutingTable().catch(() => {})
+  }
   const timer = setInterval(() => {
     if (stopped) return
     if (bootstrap.length > 0 && libp2p.getPeers().length === 0) {
@@ -229,6 +249,7 @@ export async function createPollenNode(init: PollenNodeInit, components: PollenN
       void rebootstrap().then(n => { if (n > 0) log.info({ connected: n }, 're-bootstrapped') })
       return
     }
+    maybeRefresh()
     if (refill === undefined || refilling) return
     refilling = true
     void refill()

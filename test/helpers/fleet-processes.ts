@@ -1,10 +1,6 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { freePort } from './free-port.js'
-import { startAgentProcess, startSeedProcess, type JoinTokenOptions, type PollenProcess } from './pollen-process.js'
+import { startAgentProcess, startPollenProcess, startSeedProcess, type JoinTokenOptions, type PollenProcess } from './pollen-process.js'
 
 /** A seed on fixed loopback ports (API and libp2p), so that a restarted seed has the same address and PeerId. */
 export interface FleetSeed {
@@ -121,10 +117,6 @@ async function persist<T>(start: () => Promise<T>): Promise<T> {
   }
 }
 
-const MAIN = {
-  seed: fileURLToPath(new URL('../../dist/seed/main.js', import.meta.url)),
-  agent: fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url)),
-}
 /** A restart under test must not be killed again for being slow: on this 2-core machine under load a start has taken 45 s. */
 const RESTART_TIMEOUT_MS = 120_000
 
@@ -132,62 +124,8 @@ const RESTART_TIMEOUT_MS = 120_000
  * Starts `pollen-<which>` again with `args` (plus `--metrics-listen 127.0.0.1:0`), as
  * startAgentProcess/startSeedProcess do but waiting up to RESTART_TIMEOUT_MS for it to listen.
  */
-export async function restartPollen(which: 'seed' | 'agent', args: string[]): Promise<PollenProcess> {
-  const child = spawn(process.execPath, [MAIN[which], '--metrics-listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const logs: Array<Record<string, unknown>> = []
-  let raw = ''
-  child.stderr.on('data', (d: Buffer) => (raw += d.toString()))
-  const listening = new Promise<Record<string, unknown>>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      raw += `${line}\n`
-      try {
-        const entry = JSON.parse(line) as Record<string, unknown>
-        logs.push(entry)
-        if (entry.msg === `${which} listening`) resolve(entry)
-      } catch {
-        /* not a log line */
-      }
-    })
-    child.once('exit', (code) => reject(new Error(`pollen-${which} exited with ${code} before listening:\n${raw}`)))
-    setTimeout(() => reject(new Error(`pollen-${which} did not listen within ${RESTART_TIMEOUT_MS} ms:\n${raw}`)), RESTART_TIMEOUT_MS).unref()
-  })
-  const ready = await listening.catch((err: unknown) => {
-    child.kill('SIGKILL')
-    throw err
-  })
-  const url = String(ready.url)
-  const opsUrl = String(ready.opsUrl)
-  const exited = (): boolean => child.exitCode !== null || child.signalCode !== null
-  return {
-    url,
-    host: new URL(url).host,
-    opsUrl,
-    logs,
-    child,
-    output: () => raw,
-    async metric(name, labels = {}) {
-      const text = await (await fetch(`${opsUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text()
-      let sum = 0
-      for (const line of text.split('\n')) {
-        const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$/.exec(line)
-        if (m === null || m[1] !== name) continue
-        if (Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3])
-      }
-      return sum
-    },
-    async kill() {
-      if (exited()) return
-      child.kill('SIGKILL')
-      await once(child, 'exit')
-    },
-    async stop() {
-      if (exited()) return
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-      await once(child, 'exit')
-      clearTimeout(timer)
-    },
-  }
+export function restartPollen(which: 'seed' | 'agent', args: string[]): Promise<PollenProcess> {
+  return startPollenProcess(which, ['--metrics-listen', '127.0.0.1:0', ...args], { startTimeoutMs: RESTART_TIMEOUT_MS })
 }
 
 /** Polls `check` every 250 ms until it returns true; throws with `what` after `timeoutMs`. */

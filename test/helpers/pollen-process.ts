@@ -110,6 +110,8 @@ export function startAgentProcess(args: string[], options: SpawnOptions = {}): P
 export interface SpawnOptions {
   /** Command the process runs under, e.g. `['ip', 'netns', 'exec', 'ns1']`; the pid is then the prefix's unless it execs. */
   prefix?: string[]
+  /** How long the process may take to log that it listens before it is killed (default START_TIMEOUT_MS). */
+  startTimeoutMs?: number
 }
 
 /** Runs `pollen-<which>` with exactly `args` and resolves once it logged that it is listening. */
@@ -134,7 +136,8 @@ export async function startPollenProcess(which: 'seed' | 'agent', args: string[]
       }
     })
     child.once('exit', (code) => reject(new Error(`pollen-${which} exited with ${code} before listening:\n${raw}`)))
-    setTimeout(() => reject(new Error(`pollen-${which} did not listen within ${START_TIMEOUT_MS} ms:\n${raw}`)), START_TIMEOUT_MS).unref()
+    const startTimeoutMs = options.startTimeoutMs ?? START_TIMEOUT_MS
+    setTimeout(() => reject(new Error(`pollen-${which} did not listen within ${startTimeoutMs} ms:\n${raw}`)), startTimeoutMs).unref()
   })
   let ready: Record<string, unknown>
   try {
