@@ -25,7 +25,7 @@ export const USAGE = `npm run chaos -- [options]
 The soak: a docker-registry, a seed and N agents on this machine, doing rollouts of ${IMAGES}
 generated images (a new version of some of them each time, so content churns) for --duration,
 with agent caches small enough that every rollout evicts, and now and then a SIGKILL and
-restart of an agent that is not pulling (its peers may be fetching from it). Every pulled
+restart of an agent that is not pulling (its peers may be fetching from it; never agent 1). Every pulled
 manifest and blob is checked against its sha256 while it streams. Samples each agent's and the
 seed's RSS (VmRSS) and open fds every few seconds.
 
@@ -40,7 +40,8 @@ Options:
 Fault probability per rollout: ${FAULT_PROBABILITY}.
 Exit status 0 only when all of these hold (slopes are least squares over the second half):
   - no request failed (every manifest and blob answered 200 with the right bytes);
-  - every process's RSS slope is at most ${MAX_RSS_SLOPE_MIB_PER_HOUR} MiB/h;
+  - the RSS slope (through each minute's lowest sample) of the seed and of agent 1, which is
+    never killed, is at most ${MAX_RSS_SLOPE_MIB_PER_HOUR} MiB/h;
   - every process's open-fd slope is at most ${MAX_FD_SLOPE_PER_HOUR} fds/h;
   - every killed agent came back.
 Exit 1 otherwise, 2 for bad flags, 130/143 when interrupted. Writes chaos/results/soak-<time>.json.`

@@ -3,10 +3,12 @@ import { formatDuration, formatSize } from '../protocol/human-units.js'
 import { MAX_FD_SLOPE_PER_HOUR, MAX_RSS_SLOPE_MIB_PER_HOUR, SHORT_RUN_MS, SLOPE_WINDOW_START } from './constants.js'
 import type { ProcSample } from './proc-sampler.js'
 import type { SoakResult } from './soak.js'
-import { pooledSlope, type Point, type SlopeFit } from './slope.js'
+import { floors, pooledSlope, type Point, type SlopeFit } from './slope.js'
 
 const MiB = 2 ** 20
 const HOUR_MS = 3_600_000
+/** RSS and heap are fitted through the lowest sample of each such stretch (the GC troughs). */
+const FLOOR_WIDTH_MS = 60_000
 
 export interface ProcessTrend {
   name: string
@@ -14,11 +16,16 @@ export interface ProcessTrend {
   incarnations: number
   /** Samples in the slope window. */
   samples: number
-  /** MiB per hour. */
+  /** MiB per hour, through the per-minute floors. */
   rss: SlopeFit
+  /**
+   * Whether the RSS slope is judged: only for a process that lived through the whole window.
+   * A restarted one is warming up (buffers, JIT, connection pools), which is growth, not a leak.
+   */
+  rssJudged: boolean
   /** Open fds per hour. */
   fds: SlopeFit
-  /** V8 heap used, MiB per hour: for telling a JS leak from allocator growth; not judged. */
+  /** V8 heap used, MiB per hour through the per-minute floors: for telling a JS leak from allocator growth; not judged. */
   heap: SlopeFit
   heapNowMiB: number | undefined
   rssNowMiB: number
@@ -41,9 +48,10 @@ export interface SoakVerdict {
 
 /**
  * Judges a soak: it passes when no request failed, every byte received verified, every
- * killed agent came back, and every process's RSS and fd slopes (least squares over the
- * samples after SLOPE_WINDOW_START of the run, one intercept per incarnation) are at most the
- * thresholds. A slope that cannot be computed (too few samples) does not fail the run.
+ * killed agent came back, every process's fd slope (least squares over the samples after
+ * SLOPE_WINDOW_START of the run, one intercept per incarnation) and the RSS slope of every
+ * process that lived through that window (least squares through its per-minute floors) are at
+ * most the thresholds. A slope that cannot be computed (too few samples) does not fail the run.
  */
 export function judge(result: SoakResult): SoakVerdict {
   const windowStartMs = result.ranMs * SLOPE_WINDOW_START
@@ -73,9 +81,11 @@ function trendOf(name: string, samples: ProcSample[]): ProcessTrend {
       const value = y(s)
       return value === undefined ? [] : [{ x: s.atMs / HOUR_MS, y: value }]
     }))
-  const rss = pooledSlope(series((s) => s.rssBytes / MiB))
+  const floorsOf = (all: Point[][]): Point[][] => all.map((points) => floors(points, FLOOR_WIDTH_MS / HOUR_MS))
+  const rss = pooledSlope(floorsOf(series((s) => s.rssBytes / MiB)))
+  const rssJudged = byIncarnation.size === 1
   const fds = pooledSlope(series((s) => s.fds))
-  const heap = pooledSlope(series((s) => (s.heapUsedBytes === undefined ? undefined : s.heapUsedBytes / MiB)))
+  const heap = pooledSlope(floorsOf(series((s) => (s.heapUsedBytes === undefined ? undefined : s.heapUsedBytes / MiB))))
   const last = samples.at(-1)
   const lastHeap = samples.findLast((s) => s.heapUsedBytes !== undefined)?.heapUsedBytes
   return {
@@ -83,6 +93,7 @@ function trendOf(name: string, samples: ProcSample[]): ProcessTrend {
     incarnations: byIncarnation.size,
     samples: samples.length,
     rss,
+    rssJudged,
     fds,
     heap,
     heapNowMiB: lastHeap === undefined ? undefined : lastHeap / MiB,
@@ -90,7 +101,7 @@ function trendOf(name: string, samples: ProcSample[]): ProcessTrend {
     rssPeakMiB: Math.max(0, ...samples.map((s) => s.rssBytes)) / MiB,
     fdsNow: last?.fds ?? 0,
     fdsPeak: Math.max(0, ...samples.map((s) => s.fds)),
-    rssOk: !(rss.slope > MAX_RSS_SLOPE_MIB_PER_HOUR),
+    rssOk: !rssJudged || !(rss.slope > MAX_RSS_SLOPE_MIB_PER_HOUR),
     fdsOk: !(fds.slope > MAX_FD_SLOPE_PER_HOUR),
   }
 }
@@ -112,7 +123,8 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
   for (const f of result.failures.slice(0, 10)) lines.push(`    failed at ${formatDuration(f.atMs)} via ${f.agent}: ${f.url}: ${f.error}`)
   if (result.failures.length > 10) lines.push(`    … ${c.failures - 10} more (all in the JSON, up to 50)`)
   lines.push('')
-  lines.push(`Trends over the second half (from ${formatDuration(verdict.windowStartMs)}; least squares, one intercept per restart), limits ${verdict.thresholds.rssMiBPerHour} MiB/h RSS and ${verdict.thresholds.fdsPerHour} fds/h:`)
+  lines.push(`Trends over the second half (from ${formatDuration(verdict.windowStartMs)}; least squares, one intercept per restart; RSS and heap through each minute's lowest sample), limits ${verdict.thresholds.rssMiBPerHour} MiB/h RSS and ${verdict.thresholds.fdsPerHour} fds/h:`)
+  lines.push('  RSS is judged for processes that lived through the whole window (the seed, and agent 1, which is never killed); a restarted agent is warming up.')
   const rows = [['', 'samples', 'RSS now', 'RSS peak', 'RSS slope', '', 'fds now', 'fd slope', '', 'V8 heap now', 'heap slope (info)']]
   for (const t of verdict.trends) {
     rows.push([
@@ -121,7 +133,7 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
       `${t.rssNowMiB.toFixed(0)} MiB`,
       `${t.rssPeakMiB.toFixed(0)} MiB`,
       `${signed(t.rss.slope)} ±${fixed(t.rss.standardError)} MiB/h`,
-      t.rssOk ? 'ok' : 'LEAK?',
+      t.rssJudged ? (t.rssOk ? 'ok' : 'LEAK?') : 'not judged',
       String(t.fdsNow),
       `${signed(t.fds.slope)} ±${fixed(t.fds.standardError)} /h`,
       t.fdsOk ? 'ok' : 'LEAK?',
@@ -139,7 +151,7 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
   }
   lines.push('')
   for (const t of verdict.trends) {
-    lines.push(`${t.rssOk && t.fdsOk ? 'OK  ' : 'FAIL'} ${t.name}: RSS ${signed(t.rss.slope)} MiB/h (limit ${verdict.thresholds.rssMiBPerHour}), fds ${signed(t.fds.slope)}/h (limit ${verdict.thresholds.fdsPerHour})`)
+    lines.push(`${t.rssOk && t.fdsOk ? 'OK  ' : 'FAIL'} ${t.name}: RSS ${signed(t.rss.slope)} MiB/h (${t.rssJudged ? `limit ${verdict.thresholds.rssMiBPerHour}` : 'restarted, not judged'}), fds ${signed(t.fds.slope)}/h (limit ${verdict.thresholds.fdsPerHour})`)
   }
   lines.push(`${c.failures === 0 && c.requests > 0 ? 'OK  ' : 'FAIL'} requests: ${c.failures} of ${c.requests} failed; ${formatSize(c.bytesVerified)} verified`)
   lines.push(verdict.pass ? 'PASS: no failed request, no process over a slope limit.' : `FAIL: ${verdict.reasons.join('; ')}`)

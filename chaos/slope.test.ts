@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { pooledSlope, slope, type Point } from './slope.js'
+import { floors, pooledSlope, slope, type Point } from './slope.js'
 
 const line = (xs: number[], m: number, c: number): Point[] => xs.map((x) => ({ x, y: m * x + c }))
 
@@ -57,5 +57,21 @@ describe('pooledSlope', () => {
     const large = pooledSlope([noisy(2_000)])
     expect(small.standardError).toBeGreaterThan(large.standardError)
     expect(Number.isFinite(large.standardError)).toBe(true)
+  })
+})
+
+describe('floors', () => {
+  it('keeps the lowest point of each bucket, so a GC sawtooth over a flat floor has no slope', () => {
+    const sawtooth = Array.from({ length: 600 }, (_, i) => ({ x: i, y: 100 + (i % 37) * 3 }))
+    const lows = floors(sawtooth, 60)
+    expect(lows).toHaveLength(10)
+    expect(lows.every((p) => p.y === 100)).toBe(true)
+    expect(lows[0]!.x).toBe(30)
+    expect(slope(lows)).toBe(0)
+  })
+
+  it('follows a floor that rises under the sawtooth, as a leak does', () => {
+    const leaking = Array.from({ length: 600 }, (_, i) => ({ x: i, y: 100 + i * 0.5 + (i % 37) * 3 }))
+    expect(slope(floors(leaking, 60))).toBeCloseTo(0.5, 1)
   })
 })

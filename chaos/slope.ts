@@ -57,3 +57,18 @@ function mean(values: number[]): number {
   for (const v of values) sum += v
   return sum / values.length
 }
+
+/**
+ * The lowest y in each bucket of `width` along x, at the bucket's middle. A heap or RSS sampled
+ * every few seconds is a GC sawtooth; its troughs are what the process keeps alive, so a leak
+ * raises them while a busy minute only raises the peaks.
+ */
+export function floors(points: readonly Point[], width: number): Point[] {
+  const byBucket = new Map<number, number>()
+  for (const p of points) {
+    const bucket = Math.floor(p.x / width)
+    const low = byBucket.get(bucket)
+    if (low === undefined || p.y < low) byBucket.set(bucket, p.y)
+  }
+  return [...byBucket.entries()].sort(([a], [b]) => a - b).map(([bucket, y]) => ({ x: (bucket + 0.5) * width, y }))
+}

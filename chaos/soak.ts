@@ -149,7 +149,7 @@ interface RolloutContext {
 /**
  * One rollout: releases new versions (every image the first time, then each with chance 1/2,
  * at least one), then a canary agent pulls every image's newest tag, then the other live
- * agents at once. With `faultProbability`, one agent sits this rollout out and is SIGKILLed
+ * agents at once. With `faultProbability`, one agent (never the first, the witness) sits this rollout out and is SIGKILLed
  * at a random moment during it (peers may be fetching from it), then restarted.
  */
 async function rollout(ctx: RolloutContext): Promise<void> {
@@ -165,7 +165,8 @@ async function rollout(ctx: RolloutContext): Promise<void> {
   }
   const images = suite.current()
   const live = fleet.agents.filter((a) => a.up)
-  const victim = !first && live.length >= 3 && rng.next() < ctx.faultProbability ? rng.pick(live) : undefined
+  // The first agent is never killed: it is the witness whose whole life the slopes judge.
+  const victim = !first && live.length >= 3 && rng.next() < ctx.faultProbability ? rng.pick(live.filter((a) => a !== fleet.agents[0])) : undefined
   const pullers = live.filter((a) => a !== victim)
   if (pullers.length === 0) return
   const canary = rng.pick(pullers)
