@@ -1,10 +1,13 @@
 import type { Logger } from 'pino'
 import type { Digest } from '../protocol/digest.js'
 import { BlobUnknownError } from '../protocol/errors.js'
+import { ExpiringMap } from './expiring-map.js'
 import type { BlobInfo, BlobSource, OpenOptions, OpenedBlob } from './blob-source.js'
 
 /** How long a source whose stream broke is passed over for that digest. */
 const BROKEN_SOURCE_MS = 60_000
+/** Most broken (source, digest) pairs remembered; the oldest go first. */
+const MAX_BROKEN = 4096
 
 /**
  * A chain of sources tried in order (peers, then the seed): the first that has the blob
@@ -17,15 +20,14 @@ export class FallbackSource implements BlobSource {
   readonly name: string
   readonly #sources: readonly BlobSource[]
   readonly #logger: Logger
-  readonly #now: () => number
-  /** `<source> <digest>` → until when that source is skipped for that digest. */
-  readonly #broken = new Map<string, number>()
+  /** `<source> <digest>` whose stream broke lately: that source is skipped for that digest. */
+  readonly #broken: ExpiringMap<true>
 
   constructor(sources: readonly BlobSource[], components: { logger: Logger; now?: () => number }, name = 'chain') {
     if (sources.length === 0) throw new TypeError('FallbackSource needs at least one source')
     this.#sources = sources
     this.#logger = components.logger
-    this.#now = components.now ?? Date.now
+    this.#broken = new ExpiringMap({ ttlMs: BROKEN_SOURCE_MS, maxEntries: MAX_BROKEN }, components.now)
     this.name = name
   }
 
@@ -39,7 +41,7 @@ export class FallbackSource implements BlobSource {
       // A source whose stream breaks is passed over for this digest for a while, so the
       // resume goes to the next source instead of the one that just failed.
       if (source.handlesFailover !== true) {
-        opened.stream.once('error', () => this.#broken.set(`${source.name} ${digest.value}`, this.#now() + BROKEN_SOURCE_MS))
+        opened.stream.once('error', () => this.#broken.set(`${source.name} ${digest.value}`, true))
       }
       return { ...opened, source: opened.source ?? source.name }
     })
@@ -57,9 +59,7 @@ export class FallbackSource implements BlobSource {
       options?.signal?.throwIfAborted()
       const final = i === this.#sources.length - 1
       if (options?.lastResort === true && !final) continue
-      const brokenUntil = this.#broken.get(`${source.name} ${digest.value}`)
-      if (brokenUntil !== undefined && brokenUntil > this.#now() && !final) continue
-      if (brokenUntil !== undefined && brokenUntil <= this.#now()) this.#broken.delete(`${source.name} ${digest.value}`)
+      if (!final && this.#broken.has(`${source.name} ${digest.value}`)) continue
       try {
         return await attempt(source)
       } catch (err) {

@@ -5,6 +5,7 @@ import { Transform, pipeline, type Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { BlobInfo, BlobSource, OpenOptions, OpenedBlob } from '../../content/blob-source.js'
 import { raceAbort } from '../../content/abort.js'
+import { ExpiringMap } from '../../content/expiring-map.js'
 import { BLOB_PROTOCOL, encodeRequest, type BlobResponseOk } from '../../protocol/blob-frames.js'
 import type { Digest } from '../../protocol/digest.js'
 import { BlobUnknownError, PollenError } from '../../protocol/errors.js'
@@ -12,6 +13,11 @@ import type { PollenLibp2p } from '../../content/p2p/node.js'
 import type { ProviderInfo } from './router.js'
 import type { AskParent } from './seed-parents.js'
 import { readFrame, readableOf, sendBytes } from './stream-io.js'
+
+/** Most digests or peers each of the source's memories holds (bans, broken transfers, who served what). */
+const MAX_REMEMBERED = 4096
+/** How long after its last byte a digest's servers are remembered (a mismatch bans them), and an announcement counts. */
+const SERVED_BY_MS = 10 * 60_000
 
 export interface PeerSourceInit {
   /** Deadline for the DHT lookup of a digest's providers (default 800 ms). */
@@ -109,10 +115,14 @@ export class PeerSource implements BlobSource {
   readonly #c: PeerSourceComponents
   readonly #self: string
   readonly #now: () => number
-  readonly #banned = new Map<string, number>()
-  readonly #broken = new Map<string, number>()
-  readonly #servedBy = new Map<string, Set<string>>()
-  readonly #announced = new Set<string>()
+  /** PeerIds whose bytes did not match, for banMs. */
+  readonly #banned: ExpiringMap<true>
+  /** `<peer> <digest>` whose transfer broke, for brokenMs. */
+  readonly #broken: ExpiringMap<true>
+  /** Digest → peers that served it, kept until a while after the last byte, for banning on a mismatch. */
+  readonly #servedBy: ExpiringMap<Set<string>>
+  /** Digests announced lately (once per fetch, not once per resume). */
+  readonly #announced: ExpiringMap<true>
 
   constructor(init: PeerSourceInit, components: PeerSourceComponents) {
     this.#init = {
@@ -131,12 +141,16 @@ export class PeerSource implements BlobSource {
     this.#c = components
     this.#self = components.libp2p.peerId.toString()
     this.#now = components.now ?? Date.now
+    // Keys come from clients (any digest) and peers: bounded, so no flood grows the agent.
+    this.#banned = new ExpiringMap({ ttlMs: this.#init.banMs, maxEntries: MAX_REMEMBERED }, this.#now)
+    this.#broken = new ExpiringMap({ ttlMs: this.#init.brokenMs, maxEntries: MAX_REMEMBERED }, this.#now)
+    this.#servedBy = new ExpiringMap({ ttlMs: SERVED_BY_MS, maxEntries: MAX_REMEMBERED }, this.#now)
+    this.#announced = new ExpiringMap({ ttlMs: SERVED_BY_MS, maxEntries: MAX_REMEMBERED }, this.#now)
   }
 
   /** Peers banned right now (for metrics and tests). */
   bannedPeers(): string[] {
-    const now = this.#now()
-    return [...this.#banned].filter(([, until]) => until > now).map(([peer]) => peer)
+    return [...this.#banned.entries()].map(([peer]) => peer)
   }
 
   async stat(digest: Digest, options: OpenOptions = {}): Promise<BlobInfo> {
@@ -151,7 +165,7 @@ export class PeerSource implements BlobSource {
     options.signal?.throwIfAborted()
     const planned = parent !== undefined
     if (!this.#announced.has(digest.value) && this.#c.announce !== undefined) {
-      this.#announced.add(digest.value)
+      this.#announced.set(digest.value, true)
       const announced = this.#c.announce(digest)
       if (planned) {
         // The seed orders this rollout; the record is for later fetchers.
@@ -175,17 +189,15 @@ export class PeerSource implements BlobSource {
       if (candidates.length === 0) throw new BlobUnknownError(digest.value)
       won = await this.#race(candidates, digest, offset, options.signal)
     }
-    let served = this.#servedBy.get(digest.value)
-    if (served === undefined) this.#servedBy.set(digest.value, (served = new Set()))
-    served.add(won.peer)
+    const served = this.#servedBy.get(digest.value) ?? new Set()
+    this.#servedBy.set(digest.value, served.add(won.peer))
     return { digest: digest.value, size: won.header.size, stream: this.#watch(won, digest), source: 'peer' }
   }
 
   /** Bans every peer that served bytes for this digest; another copy may exist (another peer or the next source). */
   async retryAfterMismatch(digest: Digest): Promise<boolean> {
-    const until = this.#now() + this.#init.banMs
     for (const peer of this.#servedBy.get(digest.value) ?? []) {
-      this.#banned.set(peer, until)
+      this.#banned.set(peer, true)
       this.#c.logger.warn({ peer, digest: digest.value }, 'peer sent bytes that do not match their digest; banned')
     }
     this.#servedBy.delete(digest.value)
@@ -215,8 +227,7 @@ export class PeerSource implements BlobSource {
 
   /** True for ourselves, a banned peer, and a peer whose transfer of this digest broke lately. */
   #unusable(peer: string, digest: Digest): boolean {
-    const now = this.#now()
-    return peer === this.#self || (this.#banned.get(peer) ?? 0) > now || (this.#broken.get(`${peer} ${digest.value}`) ?? 0) > now
+    return peer === this.#self || this.#banned.has(peer) || this.#broken.has(`${peer} ${digest.value}`)
   }
 
   /** Asks candidates in order, starting the next when the previous is slow or fails; the first usable answer wins. */
@@ -319,8 +330,11 @@ export class PeerSource implements BlobSource {
     const timer = setTimeout(() => watched.destroy(new PeerUnavailableError(`peer sent nothing for ${stallMs} ms`)), stallMs)
     pipeline(attempt.payload, watched, (err) => {
       clearTimeout(timer)
+      // The fill verifies after the last byte: remember who served it for a while from now.
+      const served = this.#servedBy.get(digest.value)
+      if (served !== undefined) this.#servedBy.set(digest.value, served)
       if (err === undefined || err === null) return
-      this.#broken.set(`${attempt.peer} ${digest.value}`, this.#now() + this.#init.brokenMs)
+      this.#broken.set(`${attempt.peer} ${digest.value}`, true)
       this.#c.logger.info({ peer: attempt.peer, digest: digest.value, err: err.message }, 'peer transfer broke')
     })
     return watched

@@ -1,3 +1,4 @@
+import { ExpiringMap } from '../expiring-map.js'
 import { DEFAULT_PROOF_MAX_SKEW_S, DEFAULT_REPLAY_CACHE_ENTRIES } from './proof-errors.js'
 
 export interface ProofReplayCacheInit {
@@ -12,34 +13,25 @@ export interface ProofReplayCacheInit {
  * (the oldest go first).
  */
 export class ProofReplayCache {
-  readonly #ttlMs: number
-  readonly #maxEntries: number
-  readonly #now: () => number
-  readonly #expiry = new Map<string, number>()
+  readonly #seen: ExpiringMap<true>
 
   constructor(init: ProofReplayCacheInit = {}, components: { now?: () => number } = {}) {
-    this.#ttlMs = 2 * (init.maxSkewS ?? DEFAULT_PROOF_MAX_SKEW_S) * 1000
-    this.#maxEntries = init.maxEntries ?? DEFAULT_REPLAY_CACHE_ENTRIES
-    this.#now = components.now ?? Date.now
+    this.#seen = new ExpiringMap(
+      { ttlMs: 2 * (init.maxSkewS ?? DEFAULT_PROOF_MAX_SKEW_S) * 1000, maxEntries: init.maxEntries ?? DEFAULT_REPLAY_CACHE_ENTRIES },
+      components.now,
+    )
   }
 
   get size(): number {
-    return this.#expiry.size
+    return this.#seen.size
   }
 
   has(key: string): boolean {
-    const until = this.#expiry.get(key)
-    return until !== undefined && until > this.#now()
+    return this.#seen.has(key)
   }
 
   add(key: string): this {
-    const now = this.#now()
-    for (const [k, until] of this.#expiry) {
-      if (until > now && this.#expiry.size < this.#maxEntries) break
-      this.#expiry.delete(k)
-    }
-    this.#expiry.delete(key)
-    this.#expiry.set(key, now + this.#ttlMs)
+    this.#seen.set(key, true)
     return this
   }
 }
