@@ -3,7 +3,7 @@ export { ConfigError } from '../protocol/config-values.js'
 import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, sizeFlag, wholeNumberFlag, type HostPort } from '../protocol/config-values.js'
 import { mergeSources, withOrigins, type ConfigSources, type Merged, type Origins, type SourceRules } from '../protocol/config-sources.js'
 import { DEFAULT_TAG_TTL_MS } from '../content/constants.js'
-import { isLoopbackHost } from './mirror-token.js'
+import { isLoopbackHost } from '../protocol/loopback.js'
 import { DEFAULT_CACHE_SIZE, DEFAULT_DATA_DIR, DEFAULT_HOSTS_DIR, DEFAULT_LISTEN, DEFAULT_MAX_UPLOADS, DEFAULT_NS, DEFAULT_P2P_LISTEN } from './constants.js'
 
 export interface AgentConfig {

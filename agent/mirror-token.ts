@@ -15,12 +15,6 @@ export class MirrorTokenRequiredError extends PollenError {
   }
 }
 
-/** True for an address only this host can reach: 127.0.0.0/8, ::1, localhost. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, '')
-  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h)
-}
-
 /**
  * Checks a mirror token read from `--mirror-token-file`: 16 to 512 visible ASCII characters
  * without quotes or backslashes (it is written into hosts.toml). Throws ConfigError.

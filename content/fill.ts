@@ -279,7 +279,7 @@ export class Fill extends EventEmitter {
    * grows through `available` and `check`; undefined once the fill closed its file (then read
    * the committed blob, or fail with `error`). The file stays open until `close()`.
    */
-  openFile(): BlobFile | undefined {
+  openFile(): Required<BlobFile> | undefined {
     if (this.#handle === undefined) return undefined
     this.#readers++
     const handle = this.#handle
@@ -315,7 +315,8 @@ export class Fill extends EventEmitter {
    * The stream fails with the fill's error if the fill fails.
    */
   createReader(start: number, end: number): Readable {
-    if (this.#handle === undefined) {
+    const file = this.openFile()
+    if (file === undefined) {
       if (this.error !== undefined) return Readable.from((async function* (e: Error) { throw e })(this.error))
       const store = this.#c.store
       const digest = this.digest
@@ -323,25 +324,14 @@ export class Fill extends EventEmitter {
         yield* await store.createReadStream(digest, { start, end })
       })(), { objectMode: false })
     }
-    this.#readers++
-    const handle = this.#handle
-    const generation = this.#generation
     let pos = start
-    let released = false
-    const release = (): void => {
-      if (released) return
-      released = true
-      this.#readers--
-      this.#maybeClose()
-    }
-    const fill = this
     const stream = new Readable({
       highWaterMark: FILL_READ_CHUNK_BYTES,
       read(): void {
         void pump()
       },
       destroy(err, callback): void {
-        release()
+        void file.close()
         callback(err)
       },
     })
@@ -352,26 +342,20 @@ export class Fill extends EventEmitter {
       try {
         for (;;) {
           if (stream.destroyed) return
-          if (fill.error !== undefined) throw fill.error
-          if (fill.#generation !== generation) throw fill.#resetError ?? new Error('fill restarted')
           if (pos > end) {
             stream.push(null)
-            release()
+            void file.close()
             return
           }
-          const limit = Math.min(fill.#limit(), end + 1)
-          if (pos < limit) {
-            const want = Math.min(FILL_READ_CHUNK_BYTES, limit - pos)
-            const buf = Buffer.allocUnsafe(want)
-            const { bytesRead } = await handle.read(buf, 0, want, pos)
-            // The fill may have started over (a mismatch truncated the file) during the read.
-            if (fill.#generation !== generation) throw fill.#resetError ?? new Error('fill restarted')
-            if (bytesRead === 0) throw new Error('temp file shorter than recorded progress')
-            pos += bytesRead
-            if (!stream.push(bytesRead === want ? buf : buf.subarray(0, bytesRead))) return
-            continue
-          }
-          await once(fill, 'progress')
+          const limit = Math.min(await file.available(pos), end + 1)
+          const want = Math.min(FILL_READ_CHUNK_BYTES, limit - pos)
+          const buf = Buffer.allocUnsafe(want)
+          const { bytesRead } = await file.handle.read(buf, 0, want, pos)
+          // The fill may have started over (a mismatch truncated the file) during the read.
+          file.check()
+          if (bytesRead === 0) throw new Error('temp file shorter than recorded progress')
+          pos += bytesRead
+          if (!stream.push(bytesRead === want ? buf : buf.subarray(0, bytesRead))) return
         }
       } catch (err) {
         stream.destroy(err as Error)

@@ -3,6 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 export { ConfigError, parseHostPort } from '../protocol/config-values.js'
 import { DEFAULT_TOKEN_LIFETIME_S, MAX_SCOPE_PATTERNS, MAX_TOKEN_LIFETIME_S, ScopePatternInvalidError, parseScopePattern } from '../protocol/admission.js'
 import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, wholeNumberFlag, type HostPort } from '../protocol/config-values.js'
+import { isLoopbackHost } from '../protocol/loopback.js'
 import { mergeSources, withOrigins, type ConfigSources, type Origins } from '../protocol/config-sources.js'
 import { looksLikeSecret } from './admission/audit-log.js'
 import { DEFAULT_JOIN_TOKEN_SCOPE, DEFAULT_JOIN_TOKEN_TTL_MS, DEFAULT_JOIN_TOKEN_USES, DEFAULT_KEY_ROTATION_MS, DEFAULT_OIDC_SCOPE } from './admission/constants.js'
@@ -452,7 +453,7 @@ function jwksFlag(value: string): string {
     throw new ConfigError('oidc-jwks', `"${value.slice(0, 100)}" is not a URL`)
   }
   if (url.username !== '' || url.password !== '') throw new ConfigError('oidc-jwks', 'the URL must not carry credentials')
-  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)
+  const loopback = isLoopbackHost(url.hostname)
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw new ConfigError('oidc-jwks', 'must be an https:// URL (http:// only on loopback) or a file')
   return url.href
 }

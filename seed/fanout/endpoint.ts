@@ -4,6 +4,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { AdmissionDeniedError } from '../../protocol/admission.js'
 import { DigestInvalidError } from '../../protocol/errors.js'
+import { isLoopbackHost } from '../../protocol/loopback.js'
 import { FANOUT_PATH_PREFIX, fanoutDigest, type FanoutAnswer } from '../../protocol/fanout.js'
 import { toOciError } from '../../protocol/oci-errors.js'
 import type { PollenLibp2p } from '../../content/p2p/node.js'
@@ -84,5 +85,5 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 function isLoopback(ma: Multiaddr): boolean {
   const first = ma.getComponents()[0]
-  return (first?.name === 'ip4' && first.value?.startsWith('127.') === true) || (first?.name === 'ip6' && first.value === '::1')
+  return (first?.name === 'ip4' || first?.name === 'ip6') && isLoopbackHost(first.value ?? '')
 }
