@@ -22,7 +22,7 @@ import { Fleet, type AgentSlot, type LogTally } from './fleet.js'
 import { ImageSuite, type ImageVersion } from './images.js'
 import { ProcSampler, type ProcSample } from './proc-sampler.js'
 import { Puller, type PullCounters, type PullFailure } from './pull.js'
-import { createRng, type Rng } from './rng.js'
+import { createRng, type Rng } from '../test/helpers/rng.js'
 
 export interface SoakOptions {
   durationMs: number

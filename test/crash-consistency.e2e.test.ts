@@ -1,18 +1,16 @@
-import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { createReadStream } from 'node:fs'
-import { cp, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Level } from 'level'
 import { request } from 'undici'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { createRng, type Rng } from '../chaos/rng.js'
+import { createRng, type Rng } from './helpers/rng.js'
 import { buildImage, pushImage, type BuiltImage } from './helpers/oci-image.js'
 import { startAgentProcess, type AgentProcess } from './helpers/pollen-process.js'
 import { pullImage } from './helpers/pull-client.js'
 import { startRegistry, type RunningRegistry } from './helpers/registry.js'
 import { describeWithBinaries } from './helpers/requirements.js'
+import { checkStore } from './helpers/store-check.js'
 
 // A standalone agent (docker-registry behind it) with a cache far smaller than what it is asked
 // for is killed with SIGKILL at random points while it fills blobs and while it evicts them, and
@@ -33,57 +31,6 @@ const HIGH_WATERMARK = 0.85
 /** A low watermark far under the high one makes each eviction pass long: many small blobs go. */
 const LOW_WATERMARK = 0.25
 const REPO = 'crash/app'
-
-interface IndexRecord {
-  size: number
-}
-
-/** The store on disk, read while no agent runs (its index from a copy; content/store.ts: blobs/<alg>/<xx>/<hex>, tmp/, LevelDB index/ with `blob:<digest>` keys). */
-interface DiskState {
-  temp: string[]
-  /** digest → size, of every file under blobs/. */
-  files: Map<string, number>
-  /** Files whose bytes do not hash to their name (or that sit in the wrong shard). */
-  badFiles: string[]
-  /** digest → record, of every `blob:` key in the index. */
-  index: Map<string, IndexRecord>
-}
-
-async function readDisk(contentDir: string): Promise<DiskState> {
-  const state: DiskState = { temp: await readdir(join(contentDir, 'tmp')), files: new Map(), badFiles: [], index: new Map() }
-  for (const algorithm of await readdir(join(contentDir, 'blobs'))) {
-    for (const shard of await readdir(join(contentDir, 'blobs', algorithm))) {
-      for (const hex of await readdir(join(contentDir, 'blobs', algorithm, shard))) {
-        const path = join(contentDir, 'blobs', algorithm, shard, hex)
-        const hash = createHash(algorithm)
-        for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
-        if (hash.digest('hex') !== hex || hex.slice(0, 2) !== shard) state.badFiles.push(`${algorithm}/${shard}/${hex}`)
-        state.files.set(`${algorithm}:${hex}`, (await stat(path)).size)
-      }
-    }
-  }
-  // Opening a LevelDB after a crash recovers it (and rewrites its files): open a copy, so that the
-  // agent's own start-up still meets the index exactly as the kill left it.
-  const copy = await mkdtemp(join(tmpdir(), 'pollen-crash-index-'))
-  await cp(join(contentDir, 'index'), copy, { recursive: true })
-  const db = new Level<string, IndexRecord>(copy, { valueEncoding: 'json' })
-  try {
-    await db.open()
-    for await (const [key, record] of db.iterator({ gte: 'blob:', lt: 'blob:\xff' })) state.index.set(key.slice('blob:'.length), record)
-  } finally {
-    await db.close()
-    await rm(copy, { recursive: true, force: true })
-  }
-  return state
-}
-
-/** What differs between index and files: records without a file, files without a record, sizes that differ. */
-function mismatches(state: DiskState): { indexOnly: string[]; filesOnly: string[]; sizes: string[] } {
-  const indexOnly = [...state.index.keys()].filter((d) => !state.files.has(d))
-  const filesOnly = [...state.files.keys()].filter((d) => !state.index.has(d))
-  const sizes = [...state.index].filter(([d, r]) => state.files.has(d) && state.files.get(d) !== r.size).map(([d, r]) => `${d}: index ${r.size}, file ${state.files.get(d)}`)
-  return { indexOnly, filesOnly, sizes }
-}
 
 const sum = (values: Iterable<number>): number => [...values].reduce((a, b) => a + b, 0)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -192,24 +139,24 @@ describeWithBinaries(['docker-registry'], 'crash consistency of the agent store 
         await workload
 
         // 3. The raw crash state: which phase the kill hit, and no committed file with wrong bytes.
-        const crashed = await readDisk(contentDir)
+        const crashed = await checkStore(contentDir, { live: true })
         expect(crashed.badFiles, `round ${round}: blob files with wrong bytes right after the kill`).toEqual([])
-        const inFill = crashed.temp.length > 0
+        const inFill = crashed.tempFiles.length > 0
         // Evictions counted by /metrics that no finished pass had logged: a pass was cut short.
         const inEvict = strategy === 'evict' && evictionsSeen > evictedLogged(agent)
-        tally.tempFilesAtKill += crashed.temp.length
+        tally.tempFilesAtKill += crashed.tempFiles.length
         if (inFill && inEvict) tally.both++
         if (inFill) tally.fill++
         if (inEvict) tally.evict++
         if (!inFill && !inEvict) tally.neither++
-        const raw = mismatches(crashed)
+        const raw = crashed
         // A commit renames before it records and a delete unrecords before it removes: at no point is
         // there a record without its file, or of another size, not even at a SIGKILL.
         expect(raw.indexOnly, `round ${round}: index records without a file right after the kill`).toEqual([])
-        expect(raw.sizes, `round ${round}: index sizes that differ from the file right after the kill`).toEqual([])
+        expect(raw.sizeMismatches, `round ${round}: index sizes that differ from the file right after the kill`).toEqual([])
 
         // 4. Restart: start-up repair. Wait for the eviction pass it starts when the repaired store is over the high watermark.
-        const repairedBytes = sum([...crashed.index].filter(([d, r]) => crashed.files.get(d) === r.size).map(([, r]) => r.size)) + sum(raw.filesOnly.map((d) => crashed.files.get(d)!))
+        const repairedBytes = sum([...crashed.index].filter(([d, r]) => crashed.fileSizes.get(d) === r.size).map(([, r]) => r.size)) + sum(raw.filesOnly.map((d) => crashed.fileSizes.get(d)!))
         agent = await start()
         const t3 = performance.now()
         const evictsAtStart = repairedBytes > CACHE_BYTES * HIGH_WATERMARK
@@ -219,22 +166,21 @@ describeWithBinaries(['docker-registry'], 'crash consistency of the agent store 
         }
         await killAndDrain(agent)
         const reconciled = agent.logs.find((l) => l.msg === 'reconciled content index with files')
-        const repaired = await readDisk(contentDir)
-        const after = mismatches(repaired)
-        const where = `round ${round} (${strategy} kill; at the kill: ${crashed.temp.length} temp files, ${raw.indexOnly.length} records without file, ${raw.filesOnly.length} files without record, ${raw.sizes.length} size mismatches)`
-        expect(repaired.temp, `${where}: temp files after the restart`).toEqual([])
+        const repaired = await checkStore(contentDir, { live: true })
+                const where = `round ${round} (${strategy} kill; at the kill: ${crashed.tempFiles.length} temp files, ${raw.indexOnly.length} records without file, ${raw.filesOnly.length} files without record, ${raw.sizeMismatches.length} size mismatches)`
+        expect(repaired.tempFiles, `${where}: temp files after the restart`).toEqual([])
         expect(repaired.badFiles, `${where}: blob files with wrong bytes`).toEqual([])
-        expect(after, `${where}: index and files after the restart`).toEqual({ indexOnly: [], filesOnly: [], sizes: [] })
-        for (const [digest, size] of repaired.files) expect(expected.get(digest), `${where}: ${digest} is a blob we pushed, of its size`).toBe(size)
+        expect({ indexOnly: repaired.indexOnly, filesOnly: repaired.filesOnly, sizes: repaired.sizeMismatches }, `${where}: index and files after the restart`).toEqual({ indexOnly: [], filesOnly: [], sizes: [] })
+        for (const [digest, size] of repaired.fileSizes) expect(expected.get(digest), `${where}: ${digest} is a blob we pushed, of its size`).toBe(size)
         // Files the index lacked at the kill (renamed into place, not yet recorded; or recorded as deleted, not yet removed) are adopted.
         if (!evictsAtStart) for (const d of raw.filesOnly) expect(repaired.index.has(d), `${where}: orphan ${d} adopted`).toBe(true)
-        if (raw.filesOnly.length + raw.indexOnly.length + raw.sizes.length > 0) expect(reconciled, `${where}: the repair was logged`).toBeDefined()
+        if (raw.filesOnly.length + raw.indexOnly.length + raw.sizeMismatches.length > 0) expect(reconciled, `${where}: the repair was logged`).toBeDefined()
         tally.orphansAdopted += Number(reconciled?.adopted ?? 0)
         tally.recordsDropped += Number(reconciled?.dropped ?? 0)
-        tally.blobsChecked += repaired.files.size
+        tally.blobsChecked += repaired.fileSizes.size
         console.log(
           `crash round ${round}: ${strategy} kill → ${inFill ? 'fill' : ''}${inFill && inEvict ? '+' : ''}${inEvict ? 'evict' : ''}${!inFill && !inEvict ? 'neither' : ''}; ` +
-            `${crashed.temp.length} temp, ${raw.filesOnly.length} orphan files, ${raw.indexOnly.length} dangling records at the kill; ${repaired.files.size} blobs (${(sum(repaired.files.values()) / MiB).toFixed(1)} MiB) consistent after restart ` +
+            `${crashed.tempFiles.length} temp, ${raw.filesOnly.length} orphan files, ${raw.indexOnly.length} dangling records at the kill; ${repaired.fileSizes.size} blobs (${(sum(repaired.fileSizes.values()) / MiB).toFixed(1)} MiB) consistent after restart ` +
             `(s: pull ${((t1 - t0) / 1000).toFixed(1)}, workload ${((t2 - t1) / 1000).toFixed(1)}, restart ${((t3 - t2) / 1000).toFixed(1)}, check ${((performance.now() - t3) / 1000).toFixed(1)})`,
         )
         agent = await start()

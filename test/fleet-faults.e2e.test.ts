@@ -12,6 +12,7 @@ import { formatRow, recordRow, type ScenarioRow } from './helpers/fleet-report.j
 import { startUpstreamFaults, type UpstreamFaults } from './helpers/fleet-upstream-faults.js'
 import { buildImage, pushImage } from './helpers/oci-image.js'
 import { seedArgsFor } from './helpers/pollen-stack.js'
+import { createRng } from './helpers/rng.js'
 import { startRegistry, type RunningRegistry } from './helpers/registry.js'
 import { describeWithBinaries } from './helpers/requirements.js'
 
@@ -35,20 +36,8 @@ const RESULTS = fileURLToPath(new URL('./results/fleet-faults.json', import.meta
 const RNG_SEED = Number(process.env.FLEET_FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const RUN = { startedAt: new Date().toISOString(), rngSeed: RNG_SEED, agents: AGENTS, layers: LAYERS }
 
-/** mulberry32: a small seeded PRNG in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 describeWithBinaries(['docker-registry'], 'a fleet rollout to 8 agent processes under faults', () => {
-  const random = prng(RNG_SEED)
+  const random = createRng(RNG_SEED).next
   let work: string
   let registry: RunningRegistry
   let upstream: UpstreamFaults

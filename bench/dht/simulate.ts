@@ -12,6 +12,8 @@
  * manager. 64-bit keys stand in for 256-bit ones (N ≪ 2^64).
  */
 
+import { createRng } from '../../test/helpers/rng.js'
+
 export interface SimParams {
   nodes: number
   k: number
@@ -35,24 +37,13 @@ export interface SimResult {
   found: number
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 const pct = (values: number[], p: number): number => {
   const s = [...values].sort((a, b) => a - b)
   return s[Math.max(0, Math.ceil(p * s.length) - 1)] ?? 0
 }
 
 export function simulateLookups(p: SimParams): SimResult {
-  const rand = mulberry32(p.seed ?? 7)
+  const rand = createRng(p.seed ?? 7).next
   const hi = new Uint32Array(p.nodes)
   const lo = new Uint32Array(p.nodes)
   for (let i = 0; i < p.nodes; i++) {
@@ -68,7 +59,7 @@ export function simulateLookups(p: SimParams): SimResult {
   const table = (v: number): Int32Array => {
     let t = tables.get(v)
     if (t !== undefined) return t
-    const r = mulberry32(v * 2654435761 + 1)
+    const r = createRng(v * 2654435761 + 1).next
     const out: number[] = []
     for (const g of groups) {
       const members = g.filter((m) => m !== v)

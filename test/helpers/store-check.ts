@@ -15,6 +15,10 @@ export interface StoreCheck {
   /** Committed blob files (all of them hashed). */
   files: number
   bytes: number
+  /** digest → size, of every file under blobs/. */
+  fileSizes: Map<string, number>
+  /** digest → record, of every `blob:` key in the index. */
+  index: Map<string, { size: number }>
   /** Files whose content does not hash to their name. */
   badFiles: string[]
   /** Index records without a file, files without a record, records whose size differs from the file's. */
@@ -25,12 +29,15 @@ export interface StoreCheck {
 
 /**
  * Hashes every blob file under `contentDir` and compares the files with the index. With
- * `live`, the index is read from a copy (the running agent holds LevelDB's lock); the copy
- * replays the write-ahead log, so it shows what the agent had written so far.
+ * `live`, the index is read from a copy (the running agent holds LevelDB's lock; and opening
+ * a LevelDB after a crash recovers it, rewriting its files, which the agent's own start-up
+ * should meet as the kill left them); the copy replays the write-ahead log, so it shows what
+ * the agent had written so far.
  */
 export async function checkStore(contentDir: string, options: { live?: boolean } = {}): Promise<StoreCheck> {
-  const check: StoreCheck = { tempFiles: await readdir(join(contentDir, 'tmp')), files: 0, bytes: 0, badFiles: [], indexOnly: [], filesOnly: [], sizeMismatches: [] }
   const files = new Map<string, number>()
+  const index = new Map<string, { size: number }>()
+  const check: StoreCheck = { tempFiles: await readdir(join(contentDir, 'tmp')), files: 0, bytes: 0, fileSizes: files, index, badFiles: [], indexOnly: [], filesOnly: [], sizeMismatches: [] }
   for (const algorithm of await readdir(join(contentDir, 'blobs'))) {
     for (const shard of await readdir(join(contentDir, 'blobs', algorithm))) {
       for (const hex of await readdir(join(contentDir, 'blobs', algorithm, shard))) {
@@ -56,15 +63,14 @@ export async function checkStore(contentDir: string, options: { live?: boolean }
   const db = new Level<string, { size: number }>(indexDir, { valueEncoding: 'json' })
   try {
     await db.open()
-    const indexed = new Set<string>()
     for await (const [key, record] of db.iterator({ gte: 'blob:', lt: 'blob:\xff' })) {
       const digest = key.slice('blob:'.length)
-      indexed.add(digest)
+      index.set(digest, record)
       const size = files.get(digest)
       if (size === undefined) check.indexOnly.push(digest)
       else if (size !== record.size) check.sizeMismatches.push(`${digest}: index ${record.size}, file ${size}`)
     }
-    for (const digest of files.keys()) if (!indexed.has(digest)) check.filesOnly.push(digest)
+    for (const digest of files.keys()) if (!index.has(digest)) check.filesOnly.push(digest)
   } finally {
     await db.close().catch(() => {})
     if (copy !== undefined) await rm(copy, { recursive: true, force: true })

@@ -1,4 +1,4 @@
-/** A small seeded pseudo-random generator, so a soak's choices can be replayed with --seed-rng. No I/O. */
+/** A small seeded pseudo-random generator (mulberry32), so runs can be replayed from a printed seed. No I/O. */
 
 export interface Rng {
   /** A float in [0, 1). */
