@@ -7,8 +7,10 @@
  *
  * Everything here is synchronous so that it also runs from a signal handler.
  */
-import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { addBridge, addNsHost, freeAddressBlock, inNs, ipv4, removeNsHosts, removeStaleNs, sh } from '../../test/helpers/netns.js'
+
+export { inNs }
 
 export interface Host {
   /** `pbf-<pid>-<role>`. */
@@ -46,23 +48,11 @@ const BLOCKS = 128 // in 198.18.0.0/15
 const BASE = 198 * 2 ** 24 + 18 * 2 ** 16
 const MAX_NODES = BLOCK_SIZE - 259
 
-const sh = (args: string[]): string => execFileSync(args[0]!, args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-const quiet = (args: string[]): void => {
-  try {
-    sh(args)
-  } catch {
-    /* already gone */
-  }
-}
-
-/** `ip netns exec NS`: the prefix to run a command inside a host's namespace. */
-export const inNs = (ns: string): string[] => ['ip', 'netns', 'exec', ns]
-
 /** Builds the whole network for `plan.nodes` edge nodes. On failure it removes what it made, then throws. */
 export function createNetwork(plan: NetworkPlan): Network {
   if (plan.nodes < 1 || plan.nodes > MAX_NODES) throw new RangeError(`between 1 and ${MAX_NODES} nodes`)
   const pid = process.pid
-  const base = BASE + freeBlock(pid) * BLOCK_SIZE
+  const base = freeAddressBlock(BASE, BLOCK_SIZE, BLOCKS, pid)
   const host = (role: string, index: number, offset: number, rateBps: number): Host => ({ ns: `pbf-${pid}-${role}`, role, veth: `pbf${pid}v${index}`, addr: ipv4(base + offset), rateBps })
   const net: Network = {
     pid,
@@ -74,9 +64,7 @@ export function createNetwork(plan: NetworkPlan): Network {
     nodes: Array.from({ length: plan.nodes }, (_, i) => host(`n${i + 1}`, i + 2, 257 + i, plan.edgeRateBps)),
   }
   try {
-    sh(['ip', 'link', 'add', net.bridge, 'type', 'bridge'])
-    sh(['ip', 'addr', 'add', `${net.rootAddr}/${net.prefixLength}`, 'dev', net.bridge])
-    sh(['ip', 'link', 'set', net.bridge, 'up'])
+    addBridge(net.bridge, `${net.rootAddr}/${net.prefixLength}`)
     for (const h of [net.upstream, net.seed, ...net.nodes]) addHost(net, h)
   } catch (err) {
     destroyNetwork(net)
@@ -86,12 +74,7 @@ export function createNetwork(plan: NetworkPlan): Network {
 }
 
 function addHost(net: Network, h: Host): void {
-  sh(['ip', 'netns', 'add', h.ns])
-  sh(['ip', 'link', 'add', h.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns])
-  sh(['ip', 'link', 'set', h.veth, 'master', net.bridge, 'up'])
-  sh(['ip', '-n', h.ns, 'addr', 'add', `${h.addr}/${net.prefixLength}`, 'dev', 'eth0'])
-  sh(['ip', '-n', h.ns, 'link', 'set', 'eth0', 'up'])
-  sh(['ip', '-n', h.ns, 'link', 'set', 'lo', 'up'])
+  addNsHost(h, net.bridge, net.prefixLength)
   // Egress toward the host (its download) and egress inside the namespace (its upload).
   sh(['tc', 'qdisc', 'add', 'dev', h.veth, 'root', ...tbf(h.rateBps)])
   sh(['tc', '-n', h.ns, 'qdisc', 'add', 'dev', 'eth0', 'root', ...tbf(h.rateBps)])
@@ -108,12 +91,7 @@ function tbf(rateBps: number): string[] {
 
 /** Kills every process left in the network's namespaces, then deletes namespaces, veths and the bridge. Never throws. */
 export function destroyNetwork(net: Network): void {
-  for (const h of [net.upstream, net.seed, ...net.nodes]) killNsProcesses(h.ns)
-  for (const h of [net.upstream, net.seed, ...net.nodes]) {
-    quiet(['ip', 'link', 'del', h.veth])
-    quiet(['ip', 'netns', 'del', h.ns])
-  }
-  quiet(['ip', 'link', 'del', net.bridge])
+  removeNsHosts([net.upstream, net.seed, ...net.nodes], [net.bridge])
 }
 
 /**
@@ -121,24 +99,7 @@ export function destroyNetwork(net: Network): void {
  * run), killing the processes still inside them. Returns how many namespaces and links it removed.
  */
 export function removeStale(): { namespaces: number; links: number } {
-  let namespaces = 0
-  let links = 0
-  const nsNames = sh(['ip', 'netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean)
-  for (const ns of nsNames) {
-    const pid = NS_PATTERN.exec(ns)?.[1]
-    if (pid === undefined || benchAlive(Number(pid))) continue
-    killNsProcesses(ns)
-    quiet(['ip', 'netns', 'del', ns])
-    namespaces++
-  }
-  const linkNames = (JSON.parse(sh(['ip', '-j', 'link', 'show'])) as Array<{ ifname: string }>).map((l) => l.ifname)
-  for (const name of linkNames) {
-    const pid = LINK_PATTERN.exec(name)?.[1]
-    if (pid === undefined || benchAlive(Number(pid))) continue
-    quiet(['ip', 'link', 'del', name])
-    links++
-  }
-  return { namespaces, links }
+  return removeStaleNs({ ns: NS_PATTERN, link: LINK_PATTERN, alive: benchAlive })
 }
 
 /** Bytes the host's namespace side of its veth has sent (tx_bytes of `eth0` in its namespace). */
@@ -161,22 +122,6 @@ export function tcpCounters(h: Host): TcpCounters {
   return { outSegs: get('OutSegs'), retransSegs: get('RetransSegs') }
 }
 
-function killNsProcesses(ns: string): void {
-  let pids: number[] = []
-  try {
-    pids = sh(['ip', 'netns', 'pids', ns]).split('\n').filter(Boolean).map(Number)
-  } catch {
-    return
-  }
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL')
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
 /** A bench process with this pid is still running (the pid exists and runs bench/fleet). */
 function benchAlive(pid: number): boolean {
   if (pid === process.pid) return true
@@ -185,33 +130,4 @@ function benchAlive(pid: number): boolean {
   } catch {
     return false
   }
-}
-
-/** The first /22 block of 198.18.0.0/15, starting at pid % 128, that no root-namespace route overlaps. */
-function freeBlock(pid: number): number {
-  const routes = JSON.parse(sh(['ip', '-j', '-4', 'route', 'show'])) as Array<{ dst: string }>
-  const used = new Set<number>()
-  for (const { dst } of routes) {
-    if (dst === 'default') continue
-    const [addr, len] = dst.split('/')
-    const start = ipv4ToInt(addr!)
-    const size = 2 ** (32 - Number(len ?? 32))
-    for (let b = 0; b < BLOCKS; b++) {
-      const blockStart = BASE + b * BLOCK_SIZE
-      if (start < blockStart + BLOCK_SIZE && blockStart < start + size) used.add(b)
-    }
-  }
-  for (let i = 0; i < BLOCKS; i++) {
-    const b = (pid + i) % BLOCKS
-    if (!used.has(b)) return b
-  }
-  throw new Error('every /22 of 198.18.0.0/15 is routed already')
-}
-
-function ipv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')
-}
-
-function ipv4ToInt(addr: string): number {
-  return addr.split('.').reduce((n, part) => n * 256 + Number(part), 0)
 }

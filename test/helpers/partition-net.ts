@@ -6,14 +6,13 @@
  * (`ppt-<pid>-<role>` namespaces, `pt<pid>b1`/`pt<pid>b2` bridges, `pt<pid>v<i>` veths), so a
  * crashed run's leftovers are recognisable (removeStalePartitionNets).
  */
-import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { addBridge, addNsHost, freeAddressBlock, inNs, ipv4, removeNsHosts, removeStaleNs, sh, type NsHost } from './netns.js'
 
-export interface NetHost {
-  ns: string
+export { inNs }
+
+export interface NetHost extends NsHost {
   role: string
-  veth: string
-  addr: string
 }
 
 export interface PartitionNet {
@@ -32,24 +31,15 @@ export interface PartitionNet {
 const NS_PATTERN = /^ppt-(\d+)-/
 const LINK_PATTERN = /^pt(\d+)(?:b1|b2|v\d+)$/
 
-const sh = (args: string[]): string => execFileSync(args[0]!, args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-const quiet = (args: string[]): void => {
-  try {
-    sh(args)
-  } catch {
-    /* already gone */
-  }
-}
-
-export const inNs = (ns: string): string[] => ['ip', 'netns', 'exec', ns]
+const BASE = 198 * 2 ** 24 + 19 * 2 ** 16 // 198.19.0.0; 198.18.x is the fleet bench's
 
 /** Builds the network with one namespace per role. On failure removes what it made, then throws. */
 export function createPartitionNet(roles: string[]): PartitionNet {
   const pid = process.pid
-  const prefix = freeSlash24()
-  const hosts = roles.map((role, i) => ({ ns: `ppt-${pid}-${role}`, role, veth: `pt${pid}v${i}`, addr: `${prefix}.${i + 1}` }))
+  const base = freeAddressBlock(BASE, 256, 250, pid)
+  const hosts = roles.map((role, i) => ({ ns: `ppt-${pid}-${role}`, role, veth: `pt${pid}v${i}`, addr: ipv4(base + i + 1) }))
   const net: PartitionNet = {
-    rootAddr: `${prefix}.254`,
+    rootAddr: ipv4(base + 254),
     bridge1: `pt${pid}b1`,
     bridge2: `pt${pid}b2`,
     hosts,
@@ -60,29 +50,13 @@ export function createPartitionNet(roles: string[]): PartitionNet {
       for (const h of hosts) sh(['ip', 'link', 'set', h.veth, 'master', net.bridge1])
     },
     destroy() {
-      for (const h of hosts) killNsProcesses(h.ns)
-      for (const h of hosts) {
-        quiet(['ip', 'link', 'del', h.veth])
-        quiet(['ip', 'netns', 'del', h.ns])
-      }
-      quiet(['ip', 'link', 'del', net.bridge1])
-      quiet(['ip', 'link', 'del', net.bridge2])
+      removeNsHosts(hosts, [net.bridge1, net.bridge2])
     },
   }
   try {
-    for (const bridge of [net.bridge1, net.bridge2]) {
-      sh(['ip', 'link', 'add', bridge, 'type', 'bridge'])
-      sh(['ip', 'link', 'set', bridge, 'up'])
-    }
-    sh(['ip', 'addr', 'add', `${net.rootAddr}/24`, 'dev', net.bridge1])
-    for (const h of hosts) {
-      sh(['ip', 'netns', 'add', h.ns])
-      sh(['ip', 'link', 'add', h.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns])
-      sh(['ip', 'link', 'set', h.veth, 'master', net.bridge1, 'up'])
-      sh(['ip', '-n', h.ns, 'addr', 'add', `${h.addr}/24`, 'dev', 'eth0'])
-      sh(['ip', '-n', h.ns, 'link', 'set', 'eth0', 'up'])
-      sh(['ip', '-n', h.ns, 'link', 'set', 'lo', 'up'])
-    }
+    addBridge(net.bridge1, `${net.rootAddr}/24`)
+    addBridge(net.bridge2)
+    for (const h of hosts) addNsHost(h, net.bridge1, 24)
   } catch (err) {
     net.destroy()
     throw err
@@ -92,52 +66,7 @@ export function createPartitionNet(roles: string[]): PartitionNet {
 
 /** Removes namespaces and links of earlier runs whose test process is gone; returns how many. */
 export function removeStalePartitionNets(): number {
-  let removed = 0
-  const dead = (pid: string | undefined): boolean => pid !== undefined && Number(pid) !== process.pid && !existsSync(`/proc/${pid}`)
-  for (const ns of sh(['ip', 'netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean)) {
-    if (!dead(NS_PATTERN.exec(ns)?.[1])) continue
-    killNsProcesses(ns)
-    quiet(['ip', 'netns', 'del', ns])
-    removed++
-  }
-  for (const { ifname } of JSON.parse(sh(['ip', '-j', 'link', 'show'])) as Array<{ ifname: string }>) {
-    if (!dead(LINK_PATTERN.exec(ifname)?.[1])) continue
-    quiet(['ip', 'link', 'del', ifname])
-    removed++
-  }
-  return removed
-}
-
-function killNsProcesses(ns: string): void {
-  let pids: number[] = []
-  try {
-    pids = sh(['ip', 'netns', 'pids', ns]).split('\n').filter(Boolean).map(Number)
-  } catch {
-    return
-  }
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL')
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
-/** `198.19.N` for the first N (from pid % 250) whose /24 no root-namespace route overlaps (198.18.x is the fleet bench's). */
-function freeSlash24(): string {
-  const routes = (JSON.parse(sh(['ip', '-j', '-4', 'route', 'show'])) as Array<{ dst: string }>).map((r) => r.dst).filter((d) => d !== 'default')
-  const toInt = (a: string): number => a.split('.').reduce((n, p) => n * 256 + Number(p), 0)
-  for (let i = 0; i < 250; i++) {
-    const n = (process.pid + i) % 250
-    const start = toInt(`198.19.${n}.0`)
-    const overlaps = routes.some((dst) => {
-      const [addr, len] = dst.split('/')
-      const s = toInt(addr!)
-      const size = 2 ** (32 - Number(len ?? 32))
-      return s < start + 256 && start < s + size
-    })
-    if (!overlaps) return `198.19.${n}`
-  }
-  throw new Error('no free /24 in 198.19.0.0/16')
+  const alive = (pid: number): boolean => pid === process.pid || existsSync(`/proc/${pid}`)
+  const { namespaces, links } = removeStaleNs({ ns: NS_PATTERN, link: LINK_PATTERN, alive })
+  return namespaces + links
 }
