@@ -1,13 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { pino } from 'pino'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { AdmissionVerifier } from '../../content/admission/verifier.js'
-import type { Admission } from '../../seed/admission/admission.js'
-import { TEST_AUDIENCE, TEST_ISSUER, startAdmissionSeed, type AdmissionSeed } from '../../test/helpers/admission-seed.js'
+import { useAdmissionSeed } from '../../test/helpers/admission-fixture.js'
+import { TEST_AUDIENCE, TEST_ISSUER, startAdmissionSeed } from '../../test/helpers/admission-seed.js'
 import { JwksCache, type JwksCacheInit } from './jwks-cache.js'
 import { TokenManager } from './token-manager.js'
 
@@ -16,28 +14,11 @@ const AUDIENCE = TEST_AUDIENCE
 const logger = pino({ level: 'silent' })
 const X = '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo'
 
-let dir: string
-let admission: Admission
-let url: string
-const cleanups: Array<() => Promise<void>> = []
-
-let seed: AdmissionSeed
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'pollen-jwks-cache-'))
-  seed = await startAdmissionSeed(join(dir, 'seed'))
-  admission = seed.admission
-  url = seed.url
-})
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-  await seed.close()
-  await rm(dir, { recursive: true, force: true })
-})
+const fx = useAdmissionSeed('pollen-jwks-cache-')
 
 function cache(init: Partial<JwksCacheInit> = {}, now?: () => number): JwksCache {
-  const jwks = new JwksCache({ seedUrl: url, dataDir: join(dir, 'agent'), ...init }, { logger, now })
-  cleanups.push(() => jwks.stop())
+  const jwks = new JwksCache({ seedUrl: fx.seed.url, dataDir: join(fx.dir, 'agent'), ...init }, { logger, now })
+  fx.cleanups.push(() => jwks.stop())
   return jwks
 }
 
@@ -45,15 +26,15 @@ describe('JwksCache', () => {
   it('polls as often as the seed\'s max-age asks while its next key is published ahead, and no more often than refreshMs otherwise', async () => {
     const jwks = cache({ refreshMs: 60_000 })
     await jwks.start()
-    const afterStart = seed.requests()
+    const afterStart = fx.seed.requests()
     await new Promise((r) => setTimeout(r, 1500))
-    expect(seed.requests()).toBe(afterStart)
+    expect(fx.seed.requests()).toBe(afterStart)
     await jwks.stop()
 
-    const fast = await startAdmissionSeed(join(dir, 'fast-seed'), 600_000, 30_000)
-    cleanups.push(() => fast.close())
-    const polling = new JwksCache({ seedUrl: fast.url, dataDir: join(dir, 'agent-fast'), refreshMs: 60_000 }, { logger })
-    cleanups.push(() => polling.stop())
+    const fast = await startAdmissionSeed(join(fx.dir, 'fast-seed'), 600_000, 30_000)
+    fx.cleanups.push(() => fast.close())
+    const polling = new JwksCache({ seedUrl: fast.url, dataDir: join(fx.dir, 'agent-fast'), refreshMs: 60_000 }, { logger })
+    fx.cleanups.push(() => polling.stop())
     await polling.start()
     await new Promise((r) => setTimeout(r, 2500))
     expect(fast.requests()).toBeGreaterThanOrEqual(2)
@@ -61,16 +42,16 @@ describe('JwksCache', () => {
 
   it('serves the persisted JWKS when the seed is down, and peers\' tokens keep verifying', async () => {
     const key = await generateKeyPair('Ed25519')
-    const { token: joinToken } = await admission.joinTokens.create({})
-    const tm = new TokenManager({ seedUrl: url, dataDir: join(dir, 'peer'), joinToken }, { privateKey: key, logger })
-    cleanups.push(() => tm.stop())
+    const { token: joinToken } = await fx.seed.admission.joinTokens.create({})
+    const tm = new TokenManager({ seedUrl: fx.seed.url, dataDir: join(fx.dir, 'peer'), joinToken }, { privateKey: key, logger })
+    fx.cleanups.push(() => tm.stop())
     await tm.start()
     const first = cache()
     await first.start()
     const fetched = first.keys()
     expect(fetched.keys.length).toBeGreaterThanOrEqual(1)
     await first.stop()
-    await seed.down()
+    await fx.seed.down()
 
     const second = cache()
     await second.start()
@@ -83,7 +64,7 @@ describe('JwksCache', () => {
   })
 
   it('starts with no keys and no error when the seed is down and nothing was persisted', async () => {
-    await seed.down()
+    await fx.seed.down()
     const jwks = cache({ requestTimeoutMs: 1_000 })
     await expect(jwks.start()).resolves.toBeUndefined()
     expect(jwks.keys()).toEqual({ keys: [] })
@@ -92,7 +73,7 @@ describe('JwksCache', () => {
 
   it('keeps only Ed25519 public signing keys, never one with a private part, and refuses a set with none', async () => {
     const good = { kty: 'OKP', crv: 'Ed25519', x: X, kid: 'k1', alg: 'EdDSA', use: 'sig', extra: 'dropped' }
-    seed.override = {
+    fx.seed.override = {
       keys: [
         good,
         { ...good, kid: 'k2', d: X },
@@ -105,9 +86,9 @@ describe('JwksCache', () => {
     const jwks = cache()
     await jwks.start()
     expect(jwks.keys()).toEqual({ keys: [{ kty: 'OKP', crv: 'Ed25519', x: X, kid: 'k1', alg: 'EdDSA', use: 'sig' }] })
-    seed.override = { keys: [{ ...good, kid: 'k6', d: X }] }
+    fx.seed.override = { keys: [{ ...good, kid: 'k6', d: X }] }
     await expect(jwks.refresh()).rejects.toMatchObject({ name: 'SeedAnswerInvalidError' })
-    seed.override = { notKeys: [] }
+    fx.seed.override = { notKeys: [] }
     await expect(jwks.refresh()).rejects.toMatchObject({ name: 'SeedAnswerInvalidError' })
     expect(jwks.keys().keys.map((k) => k.kid)).toEqual(['k1'])
   })
@@ -116,13 +97,13 @@ describe('JwksCache', () => {
     let skew = 0
     const jwks = cache({}, () => Date.now() + skew)
     await jwks.start()
-    expect(seed.requests()).toBe(1)
+    expect(fx.seed.requests()).toBe(1)
     expect(jwks.refreshSoon()).toBe(false)
     skew = 5_000
     expect(jwks.refreshSoon()).toBe(true)
     expect(jwks.refreshSoon()).toBe(false)
     await new Promise((r) => setTimeout(r, 200))
-    expect(seed.requests()).toBe(2)
+    expect(fx.seed.requests()).toBe(2)
     expect(jwks.refreshSoon()).toBe(false)
   })
 
@@ -130,6 +111,6 @@ describe('JwksCache', () => {
     const jwks = cache({ refreshMs: 100 })
     await jwks.start()
     await new Promise((r) => setTimeout(r, 450))
-    expect(seed.requests()).toBeGreaterThanOrEqual(3)
+    expect(fx.seed.requests()).toBeGreaterThanOrEqual(3)
   })
 })

@@ -1,13 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { pino } from 'pino'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { AdmissionVerifier } from '../../content/admission/verifier.js'
-import type { Admission } from '../../seed/admission/admission.js'
-import { TEST_AUDIENCE, TEST_ISSUER, startAdmissionSeed, type AdmissionSeed } from '../../test/helpers/admission-seed.js'
+import { useAdmissionSeed } from '../../test/helpers/admission-fixture.js'
+import { TEST_AUDIENCE, TEST_ISSUER } from '../../test/helpers/admission-seed.js'
 import { JwksCache } from './jwks-cache.js'
 import { parseRevocations, RevocationCache, type RevocationCacheInit } from './revocation-cache.js'
 import { TokenManager } from './token-manager.js'
@@ -16,28 +14,11 @@ const ISSUER = TEST_ISSUER
 const AUDIENCE = TEST_AUDIENCE
 const logger = pino({ level: 'silent' })
 
-let dir: string
-let admission: Admission
-let url: string
-const cleanups: Array<() => Promise<void>> = []
-
-let seed: AdmissionSeed
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'pollen-revocation-cache-'))
-  seed = await startAdmissionSeed(join(dir, 'seed'))
-  admission = seed.admission
-  url = seed.url
-})
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-  await seed.close()
-  await rm(dir, { recursive: true, force: true })
-})
+const fx = useAdmissionSeed('pollen-revocation-cache-')
 
 function revocations(init: Partial<RevocationCacheInit> = {}, onChange?: (version: number, revoked: number) => void): RevocationCache {
-  const cache = new RevocationCache({ seedUrl: url, dataDir: join(dir, 'agent'), pollMs: 200, ...init }, { logger, onChange })
-  cleanups.push(() => cache.stop())
+  const cache = new RevocationCache({ seedUrl: fx.seed.url, dataDir: join(fx.dir, 'agent'), pollMs: 200, ...init }, { logger, onChange })
+  fx.cleanups.push(() => cache.stop())
   return cache
 }
 
@@ -45,12 +26,12 @@ describe('RevocationCache', () => {
   it('sees a revocation within one poll, and the verifier then refuses the peer\'s token', async () => {
     const key = await generateKeyPair('Ed25519')
     const peerId = peerIdFromPrivateKey(key).toString()
-    const { token: joinToken } = await admission.joinTokens.create({})
-    const tm = new TokenManager({ seedUrl: url, dataDir: join(dir, 'peer'), joinToken }, { privateKey: key, logger })
-    cleanups.push(() => tm.stop())
+    const { token: joinToken } = await fx.seed.admission.joinTokens.create({})
+    const tm = new TokenManager({ seedUrl: fx.seed.url, dataDir: join(fx.dir, 'peer'), joinToken }, { privateKey: key, logger })
+    fx.cleanups.push(() => tm.stop())
     await tm.start()
-    const jwks = new JwksCache({ seedUrl: url, dataDir: join(dir, 'agent') }, { logger })
-    cleanups.push(() => jwks.stop())
+    const jwks = new JwksCache({ seedUrl: fx.seed.url, dataDir: join(fx.dir, 'agent') }, { logger })
+    fx.cleanups.push(() => jwks.stop())
     await jwks.start()
     const changes: number[] = []
     const cache = revocations({}, (version) => changes.push(version))
@@ -61,7 +42,7 @@ describe('RevocationCache', () => {
     await verifier.verify(tm.current(), { peerId })
 
     const revokedAt = Date.now()
-    await admission.revocations.revoke(peerId, 'test')
+    await fx.seed.admission.revocations.revoke(peerId, 'test')
     await vi.waitFor(() => expect(cache.isRevoked(peerId)).toBe(true), { timeout: 1_000, interval: 10 })
     expect(Date.now() - revokedAt).toBeLessThan(1_000)
     expect(cache.version).toBeGreaterThan(0)
@@ -71,12 +52,12 @@ describe('RevocationCache', () => {
 
   it('keeps the persisted list across a restart while the seed is down', async () => {
     const peerId = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
-    await admission.revocations.revoke(peerId)
+    await fx.seed.admission.revocations.revoke(peerId)
     const first = revocations()
     await first.start()
     expect(first.isRevoked(peerId)).toBe(true)
     await first.stop()
-    await seed.down()
+    await fx.seed.down()
 
     const second = revocations({ requestTimeoutMs: 1_000 })
     await second.start()
