@@ -1,21 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import type { ConfigSources } from '../protocol/config-sources.js'
-import { ConfigError, parseAgentArgs, parseConfigureArgs, type AgentConfig, type ConfigureContainerdConfig } from './config.js'
+import { configErrorMessage } from '../test/helpers/config-error.js'
+import { parseAgentArgs, parseConfigureArgs, type AgentConfig, type ConfigureContainerdConfig } from './config.js'
 
 const PATH = '/etc/pollen/agent.yaml'
 const parse = (argv: string[], sources: ConfigSources = {}): AgentConfig => parseAgentArgs(argv, sources) as AgentConfig
 const yaml = (text: string): ConfigSources['file'] => ({ path: PATH, text })
-
-/** The message of the ConfigError `fn` throws. */
-function errorOf(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message
-    throw err
-  }
-  throw new Error('no ConfigError thrown')
-}
 
 describe('agent configuration sources', () => {
   it('takes a scalar option from the flag over the environment over the file over the default', () => {
@@ -48,21 +38,21 @@ describe('agent configuration sources', () => {
   })
 
   it('names the bad key as the user wrote it, for each source', () => {
-    expect(errorOf(() => parse(['--cache-size', 'big']))).toMatch(/^invalid --cache-size: "big" is not a size/)
-    expect(errorOf(() => parse([], { env: { POLLEN_CACHE_SIZE: 'big' } }))).toMatch(/^invalid POLLEN_CACHE_SIZE: "big" is not a size/)
-    expect(errorOf(() => parse([], { file: yaml('cache-size: big\n') }))).toMatch(/^invalid cache-size in \/etc\/pollen\/agent.yaml: "big" is not a size/)
-    expect(errorOf(() => parse([], { file: yaml('log-level: loud\n') }))).toMatch(/^invalid log-level in \/etc\/pollen\/agent.yaml: unknown level "loud"/)
-    expect(errorOf(() => parse([], { env: { POLLEN_LISTEN: '0.0.0.0:5050' } }))).toMatch(/^invalid POLLEN_LISTEN: 0.0.0.0:5050 is reachable from other hosts/)
+    expect(configErrorMessage(() => parse(['--cache-size', 'big']))).toMatch(/^invalid --cache-size: "big" is not a size/)
+    expect(configErrorMessage(() => parse([], { env: { POLLEN_CACHE_SIZE: 'big' } }))).toMatch(/^invalid POLLEN_CACHE_SIZE: "big" is not a size/)
+    expect(configErrorMessage(() => parse([], { file: yaml('cache-size: big\n') }))).toMatch(/^invalid cache-size in \/etc\/pollen\/agent.yaml: "big" is not a size/)
+    expect(configErrorMessage(() => parse([], { file: yaml('log-level: loud\n') }))).toMatch(/^invalid log-level in \/etc\/pollen\/agent.yaml: unknown level "loud"/)
+    expect(configErrorMessage(() => parse([], { env: { POLLEN_LISTEN: '0.0.0.0:5050' } }))).toMatch(/^invalid POLLEN_LISTEN: 0.0.0.0:5050 is reachable from other hosts/)
   })
 
   it('refuses an unknown key in the file and an unknown POLLEN_ variable, but not POLLEN_JOIN_TOKEN', () => {
-    expect(errorOf(() => parse([], { file: yaml('cache_size: 1GiB\n') }))).toBe('invalid cache_size in /etc/pollen/agent.yaml: unknown key (did you mean cache-size?)')
+    expect(configErrorMessage(() => parse([], { file: yaml('cache_size: 1GiB\n') }))).toBe('invalid cache_size in /etc/pollen/agent.yaml: unknown key (did you mean cache-size?)')
     expect((parse([], { env: { POLLEN_CACHESIZE: '1GiB' } }) as { configWarnings?: string[] }).configWarnings).toEqual(['ignoring POLLEN_CACHESIZE: no option has this name (did you mean POLLEN_CACHE_SIZE?)'])
     expect(parse([], { env: { POLLEN_JOIN_TOKEN: 'pjt_x', POLLEN_CONFIG: PATH } }).joinTokenFile).toBeUndefined()
   })
 
   it('reports invalid YAML on one line with its line number', () => {
-    expect(errorOf(() => parse([], { file: yaml('seed: http://seed:5000\nseed: http://other:5000\n') }))).toBe('invalid /etc/pollen/agent.yaml: line 2, column 1: Map keys must be unique')
+    expect(configErrorMessage(() => parse([], { file: yaml('seed: http://seed:5000\nseed: http://other:5000\n') }))).toBe('invalid /etc/pollen/agent.yaml: line 2, column 1: Map keys must be unique')
   })
 
   it('takes --oidc-token-file from POLLEN_OIDC_TOKEN_FILE like any option, the flag winning', () => {
@@ -88,7 +78,7 @@ describe('agent configuration sources', () => {
   it('gives configure-containerd the agent options from the file and environment, its own from flags only', () => {
     const config = parseConfigureArgs(['--all'], { file: yaml('listen: 127.0.0.1:6060\n'), env: {} }) as ConfigureContainerdConfig
     expect(config.agent.listen).toEqual({ host: '127.0.0.1', port: 6060 })
-    expect(errorOf(() => parseConfigureArgs(['--all'], { file: yaml('registry: [docker.io]\n') }))).toMatch(/^invalid registry in .*: --registry can only be given on the command line/)
-    expect(errorOf(() => parseConfigureArgs(['--all'], { env: { POLLEN_HOSTS_DIR: '/x' } }))).toMatch(/^invalid POLLEN_HOSTS_DIR: --hosts-dir can only be given on the command line/)
+    expect(configErrorMessage(() => parseConfigureArgs(['--all'], { file: yaml('registry: [docker.io]\n') }))).toMatch(/^invalid registry in .*: --registry can only be given on the command line/)
+    expect(configErrorMessage(() => parseConfigureArgs(['--all'], { env: { POLLEN_HOSTS_DIR: '/x' } }))).toMatch(/^invalid POLLEN_HOSTS_DIR: --hosts-dir can only be given on the command line/)
   })
 })

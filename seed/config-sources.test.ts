@@ -1,21 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import type { ConfigSources } from '../protocol/config-sources.js'
-import { ConfigError, SEED_HELP, SERVE_OPTIONS, parseSeedArgs, parseSeedCommand, servesSeed, type SeedConfig } from './config.js'
+import { configErrorMessage } from '../test/helpers/config-error.js'
+import { SEED_HELP, SERVE_OPTIONS, parseSeedArgs, parseSeedCommand, servesSeed, type SeedConfig } from './config.js'
 
 const PATH = '/etc/pollen/seed.yaml'
 const parse = (argv: string[], sources: ConfigSources = {}): SeedConfig => parseSeedArgs(argv, sources) as SeedConfig
 const yaml = (text: string): ConfigSources['file'] => ({ path: PATH, text })
-
-/** The message of the ConfigError `fn` throws. */
-function errorOf(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message
-    throw err
-  }
-  throw new Error('no ConfigError thrown')
-}
 
 describe('seed configuration sources', () => {
   it('takes a scalar option from the flag over the environment over the file over the default', () => {
@@ -43,14 +33,14 @@ describe('seed configuration sources', () => {
   })
 
   it('names the bad key as the user wrote it, for each source', () => {
-    expect(errorOf(() => parse(['--token-ttl', '2d']))).toMatch(/^invalid --token-ttl: "2d" is longer than/)
-    expect(errorOf(() => parse([], { env: { POLLEN_TOKEN_TTL: '2d' } }))).toMatch(/^invalid POLLEN_TOKEN_TTL: "2d" is longer than/)
-    expect(errorOf(() => parse([], { file: yaml('token-ttl: 2d\n') }))).toMatch(/^invalid token-ttl in \/etc\/pollen\/seed.yaml: "2d" is longer than/)
-    expect(errorOf(() => parse([], { file: yaml("upstream: [ 'docker.io' ]\n") }))).toMatch(/^invalid upstream in \/etc\/pollen\/seed.yaml: "docker.io" must look like NAME=VALUE/)
+    expect(configErrorMessage(() => parse(['--token-ttl', '2d']))).toMatch(/^invalid --token-ttl: "2d" is longer than/)
+    expect(configErrorMessage(() => parse([], { env: { POLLEN_TOKEN_TTL: '2d' } }))).toMatch(/^invalid POLLEN_TOKEN_TTL: "2d" is longer than/)
+    expect(configErrorMessage(() => parse([], { file: yaml('token-ttl: 2d\n') }))).toMatch(/^invalid token-ttl in \/etc\/pollen\/seed.yaml: "2d" is longer than/)
+    expect(configErrorMessage(() => parse([], { file: yaml("upstream: [ 'docker.io' ]\n") }))).toMatch(/^invalid upstream in \/etc\/pollen\/seed.yaml: "docker.io" must look like NAME=VALUE/)
   })
 
   it('refuses an unknown key in the file and an unknown POLLEN_ variable', () => {
-    expect(errorOf(() => parse([], { file: yaml('upstreams: []\n') }))).toBe('invalid upstreams in /etc/pollen/seed.yaml: unknown key (did you mean upstream?)')
+    expect(configErrorMessage(() => parse([], { file: yaml('upstreams: []\n') }))).toBe('invalid upstreams in /etc/pollen/seed.yaml: unknown key (did you mean upstream?)')
     expect((parse([], { env: { POLLEN_AUDIENCES: 'x' } }) as { configWarnings?: string[] }).configWarnings).toEqual(['ignoring POLLEN_AUDIENCES: no option has this name (did you mean POLLEN_AUDIENCE?)'])
   })
 
