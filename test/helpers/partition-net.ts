@@ -31,7 +31,7 @@ export interface PartitionNet {
 const NS_PATTERN = /^ppt-(\d+)-/
 const LINK_PATTERN = /^pt(\d+)(?:b1|b2|v\d+)$/
 
-const BASE = 198 * 2 ** 24 + 19 * 2 ** 16 // 198.19.0.0; 198.18.x is the fleet bench's
+const BASE = 198 * 2 ** 24 + 19 * 2 ** 16 // 198.19.0.0/16: /24s that no route uses (the fleet bench also takes free /22s anywhere in 198.18.0.0/15)
 
 /** Builds the network with one namespace per role. On failure removes what it made, then throws. */
 export function createPartitionNet(roles: string[]): PartitionNet {
