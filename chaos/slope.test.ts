@@ -74,4 +74,11 @@ describe('floors', () => {
     const leaking = Array.from({ length: 600 }, (_, i) => ({ x: i, y: 100 + i * 0.5 + (i % 37) * 3 }))
     expect(slope(floors(leaking, 60))).toBeCloseTo(0.5, 1)
   })
+  it('leaves out a bucket with too few samples to hold a trough, such as the run’s last seconds', () => {
+    const points = Array.from({ length: 600 }, (_, i) => ({ x: i, y: 100 + (i % 37) * 3 }))
+    points.push({ x: 600, y: 400 })
+    const lows = floors(points, 60)
+    expect(lows).toHaveLength(10)
+    expect(slope(lows)).toBe(0)
+  })
 })

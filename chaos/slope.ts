@@ -61,14 +61,24 @@ function mean(values: number[]): number {
 /**
  * The lowest y in each bucket of `width` along x, at the bucket's middle. A heap or RSS sampled
  * every few seconds is a GC sawtooth; its troughs are what the process keeps alive, so a leak
- * raises them while a busy minute only raises the peaks.
+ * raises them while a busy minute only raises the peaks. A bucket with fewer than half the
+ * samples of a typical one (the run's or a life's first or last seconds) holds no trough: left out.
  */
 export function floors(points: readonly Point[], width: number): Point[] {
-  const byBucket = new Map<number, number>()
+  const byBucket = new Map<number, { low: number; n: number }>()
   for (const p of points) {
     const bucket = Math.floor(p.x / width)
-    const low = byBucket.get(bucket)
-    if (low === undefined || p.y < low) byBucket.set(bucket, p.y)
+    const b = byBucket.get(bucket)
+    if (b === undefined) byBucket.set(bucket, { low: p.y, n: 1 })
+    else {
+      b.low = Math.min(b.low, p.y)
+      b.n++
+    }
   }
-  return [...byBucket.entries()].sort(([a], [b]) => a - b).map(([bucket, y]) => ({ x: (bucket + 0.5) * width, y }))
+  const counts = [...byBucket.values()].map((b) => b.n).sort((x, y) => x - y)
+  const typical = counts[Math.floor(counts.length / 2)] ?? 0
+  return [...byBucket.entries()]
+    .filter(([, b]) => b.n * 2 >= typical)
+    .sort(([x], [y]) => x - y)
+    .map(([bucket, b]) => ({ x: (bucket + 0.5) * width, y: b.low }))
 }

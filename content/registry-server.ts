@@ -26,6 +26,8 @@ export interface RegistryServerInit {
   challenge?: (req: IncomingMessage) => string
   /** How long a blob request waits for the blob's size (default BLOB_OPEN_DEADLINE_MS). */
   blobOpenDeadlineMs?: number
+  /** How long a manifest request waits for its sources (default MANIFEST_DEADLINE_MS). */
+  manifestDeadlineMs?: number
 }
 
 /** What happened, for metrics. */
@@ -122,7 +124,11 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
         await admit(parsed.repository)
         // The fetch may be shared with other clients, so only the deadline bounds it.
         const accept = normaliseManifestAccept(headerValue(req.headers.accept))
-        const m = await c.manifests.get(parsed.repository, parsed.reference, { signal: AbortSignal.timeout(MANIFEST_DEADLINE_MS), accept })
+        const manifestDeadlineMs = init.manifestDeadlineMs ?? MANIFEST_DEADLINE_MS
+        const deadline = AbortSignal.timeout(manifestDeadlineMs)
+        const m = await c.manifests.get(parsed.repository, parsed.reference, { signal: deadline, accept }).catch((err: unknown) => {
+          throw pastDeadline(err, deadline, 'ManifestTimeoutError', `no source answered for the manifest within ${manifestDeadlineMs / 1000} s`)
+        })
         res.writeHead(200, {
           ...API_VERSION,
           'Content-Type': m.mediaType,
@@ -143,11 +149,7 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
         const deadlineMs = init.blobOpenDeadlineMs ?? BLOB_OPEN_DEADLINE_MS
         const signal = requestSignal(res, deadlineMs)
         const blob = await c.blobs.acquire(parsed.digest, { repository: parsed.repository, signal }).catch((err: unknown) => {
-          // The deadline passed (a DOMException, not ours): no source answered in time, which is 503, not a 500.
-          if (signal.aborted && err === signal.reason && (err as Error).name === 'TimeoutError') {
-            throw new PollenError('BlobOpenTimeoutError', 'UNAVAILABLE', `no source answered for the blob within ${deadlineMs / 1000} s`, { cause: err })
-          }
-          throw err
+          throw pastDeadline(err, signal, 'BlobOpenTimeoutError', `no source answered for the blob within ${deadlineMs / 1000} s`)
         })
         const result = await sendBlob(req, res, blob, sendBudget).catch((err: unknown) => {
           if (!res.headersSent) throw err
@@ -163,6 +165,16 @@ export function createRegistryServer(init: RegistryServerInit, c: RegistryServer
   function requireRegistry(repository: Repository): void {
     if (init.registries !== undefined && !init.registries.has(repository.ns)) throw new RegistryUnknownError(repository.ns)
   }
+}
+
+/**
+ * The error a request's sources failed with, or, when its deadline passed (a DOMException,
+ * not ours), a 503 that says so: no source answered in time is UNAVAILABLE, not a 500.
+ */
+function pastDeadline(err: unknown, deadline: AbortSignal, name: string, message: string): unknown {
+  if (!deadline.aborted || (err as Error | undefined)?.name !== 'TimeoutError') return err
+  if (err !== deadline.reason && !(err instanceof DOMException)) return err
+  return new PollenError(name, 'UNAVAILABLE', message, { cause: err })
 }
 
 /**
