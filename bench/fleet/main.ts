@@ -20,7 +20,7 @@ import { startRegistry, type RunningRegistry } from '../../test/helpers/registry
 import { FleetClients, type ImageRef } from './clients.js'
 import { estimateRunSeconds, estimateTotalSeconds, type EstimatePlan } from './estimate.js'
 import { parseFleetFlags, USAGE, type FleetFlags } from './flags.js'
-import { createNetwork, destroyNetwork, inNs, removeStale, type Network } from './network.js'
+import { createNetwork, destroyNetwork, inDatacenterNs, removeStale, type Network } from './network.js'
 import { formatRate } from './rates.js'
 import { checkTargets, cpuVerdict, pollenSources, resultsTable, targetsTable } from './report.js'
 import type { RunResult } from './run-result.js'
@@ -86,7 +86,7 @@ async function main(flags: FleetFlags): Promise<void> {
   let upstream: RunningRegistry | undefined
   const clients = new FleetClients()
   try {
-    upstream = await startRegistry({ listenHost: net.upstream.addr, port: 5000, prefix: inNs(net.upstream.ns), logLevel: 'warn' })
+    upstream = await startRegistry({ listenHost: net.upstream.addr, port: 5000, prefix: inDatacenterNs(net.upstream.ns), logLevel: 'warn' })
     say(`\nbuilding a ${flags.imageMiB} MiB image in ${LAYERS} layers and pushing it to the upstream…`)
     const imageDir = join(made.workDir, 'image')
     const built = await buildImage(imageDir, { layers: layerBytes, seed: 'fleet-bench' })

@@ -6,7 +6,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startAgentProcess, startSeedProcess, type AgentProcess, type SeedProcess } from '../../test/helpers/pollen-process.js'
 import { cpuSeconds, peakRss } from '../proc-stats.js'
-import { inNs, type Host, type Network } from './network.js'
+import { inDatacenterNs, inNs, type Host, type Network } from './network.js'
 import { metricSeries, metricSum, nsGet } from './ns-http.js'
 
 export const AGENT_MIRROR = 'http://127.0.0.1:5050'
@@ -57,7 +57,7 @@ export async function startPollenFleet(
       '--upstream', `${upstream}=http://${upstream}`,
       '--default-ns', upstream,
     ],
-    { prefix: inNs(s.ns) },
+    { prefix: inDatacenterNs(s.ns) },
   )
   const agents: PollenFleet['agents'] = []
   const stop = async (): Promise<void> => {

@@ -10,7 +10,7 @@ import { cpuSeconds } from '../proc-stats.js'
 import type { FleetClients, ImageRef } from './clients.js'
 import { sampleCpuLoad } from './cpu-load.js'
 import { estimateRunSeconds, type EstimatePlan, type SystemName } from './estimate.js'
-import { inNs, tcpCounters, txBytes, type Host, type Network, type TcpCounters } from './network.js'
+import { inDatacenterNs, tcpCounters, txBytes, type Host, type Network, type TcpCounters } from './network.js'
 import { AGENT_MIRROR, agentCpuSeconds, agentFigures, startPollenFleet } from './pollen-fleet.js'
 import { median, percentiles, type PollenFigures, type RunResult } from './run-result.js'
 
@@ -40,7 +40,7 @@ export async function runSystem(ctx: BenchContext, system: SystemName, n: number
         proxy: { remoteurl: ctx.upstream.url },
         listenHost: ctx.net.seed.addr,
         port: 5000,
-        prefix: inNs(ctx.net.seed.ns),
+        prefix: inDatacenterNs(ctx.net.seed.ns),
         logLevel: 'warn',
       })
       try {

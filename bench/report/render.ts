@@ -5,6 +5,7 @@
  */
 import type { DhtJson, FleetJson, FleetRun, Machine, PartRun, ReportInput, SuiteRun, ThroughputJson, ThroughputRow } from './inputs.js'
 import { groupedBarChart } from './svg.js'
+import { DATACENTER_NICE } from '../fleet/network.js'
 
 /** Mirrors the fleet bench's targets (bench/fleet/report.ts); its own pass/miss list is rendered as written. */
 const FLEET_P95_MAX = 1.5
@@ -182,7 +183,7 @@ function fleetSection(suite: SuiteRun, fl: FleetJson | undefined, run: PartRun |
   const x = (v: number | null): string => (v === null ? 'failed' : `${v.toFixed(2)}×`)
   out.push(
     '',
-    `One ${mib.toFixed(0)} MiB image to N nodes at once; edge links ${rate(fl.config.edgeRateBps)}, seed uplink ${rate(fl.config.seedRateBps)}, upstream WAN ${rate(fl.config.wanRateBps)}. Times are p95 completion ÷ ideal (image ÷ edge rate); the baselines are direct pulls from the upstream and a docker-registry pull-through cache, measured in the same run.`,
+    `One ${mib.toFixed(0)} MiB image to N nodes at once; edge links ${rate(fl.config.edgeRateBps)}, seed uplink ${rate(fl.config.seedRateBps)}, upstream WAN ${rate(fl.config.wanRateBps)}. Times are p95 completion ÷ ideal (image ÷ edge rate); the baselines are direct pulls from the upstream and a docker-registry pull-through cache, measured in the same run. The upstream, the seed and the cache run at nice ${DATACENTER_NICE}: they stand for datacenter machines of their own, which N edge nodes on one machine would otherwise starve.`,
     '',
     `| N | ideal s | direct p95 (baseline) | pull-through p95 (baseline) | Pollen p95 | limit | upstream out, Pollen (limit ≤ ${FLEET_UPSTREAM_MAX}×) | seed out, Pollen (limit ≤ ${FLEET_SEED_MAX}×) | failed pulls | |`,
     '|---|---|---|---|---|---|---|---|---|---|',
