@@ -17,6 +17,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { AdmissionGate, type AdmissionGateComponents, type AdmissionGateInit } from './admission-gate.js'
 import { startAdmissionExchange } from './admission-exchange.js'
+import { CompactMemoryDatastore } from './compact-datastore.js'
 import { admittedPeersMapper, gatedDhtComponents, guardRoutingTable, type RoutingTableGuard } from './gated-dht.js'
 import { routingTableRefill } from './routing-table-refill.js'
 
@@ -128,6 +129,7 @@ export async function createPollenNode(init: PollenNodeInit, components: PollenN
 
   const libp2p: PollenLibp2p = await createLibp2p({
     privateKey: init.privateKey,
+    datastore: new CompactMemoryDatastore(),
     // Started below, once the admission exchange listens for connections.
     start: false,
     addresses: {
