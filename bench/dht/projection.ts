@@ -30,11 +30,11 @@ export interface ProjectionAssumptions {
   addrsPerPeer: number
   /** Bytes per stream beyond the message: multistream-select of the protocol (both ways), yamux headers, Noise tag and length. */
   streamOverheadBytes: number
-  /** Bytes each stored provider record costs the holder's datastore (key /dht/provider/<cid>/<peer> and a varint time). */
+  /** Bytes each stored provider record costs the holder's datastore (key /dht/provider/<cid>/<peer> and a varint time): ~390 B of V8 heap each, measured for content/p2p/compact-datastore.ts with 100,000 records. */
   recordStoreBytes: number
 }
 
-export const DEFAULT_ASSUMPTIONS: ProjectionAssumptions = { nodes: 10_000, blobsPerNode: 2_000, addrsPerPeer: 2, streamOverheadBytes: 150, recordStoreBytes: 140 }
+export const DEFAULT_ASSUMPTIONS: ProjectionAssumptions = { nodes: 10_000, blobsPerNode: 2_000, addrsPerPeer: 2, streamOverheadBytes: 150, recordStoreBytes: 400 }
 
 export interface Projection {
   parameters: KadParameters
@@ -131,7 +131,7 @@ export async function project(a: ProjectionAssumptions = DEFAULT_ASSUMPTIONS, si
       : [
           `Monte-Carlo model of kad-dht 16's tables and query paths (bench/dht/simulate.ts, ${simulation.atN.lookups} lookups, rounds as hops, no latency or churn): at N = ${f(simulation.atBenchSize.nodes)} it gives first provider at hop ${simulation.atBenchSize.hopsToFirst.p50} (p99 ${simulation.atBenchSize.hopsToFirst.p99}), complete lookups of ${f(simulation.atBenchSize.messagesComplete.mean)} messages over ${simulation.atBenchSize.hopsComplete.p50} hops (compare with the measurement above); at N = ${f(simulation.atN.nodes)}: first provider at hop ${simulation.atN.hopsToFirst.p50} (p99 ${simulation.atN.hopsToFirst.p99}) after ${f(simulation.atN.messagesToFirst.mean)} answers on average, complete lookups of ${f(simulation.atN.messagesComplete.mean)} messages (p99 ${f(simulation.atN.messagesComplete.p99)}) over ${simulation.atN.hopsComplete.p50} hops (p99 ${simulation.atN.hopsComplete.p99}), a provide's walk ${f(walkMessages)} FIND_NODE answers; ${simulation.atN.found} of ${simulation.atN.lookups} lookups found the record.`,
         ]),
-    `Provider records per node: each node provides its B = ${f(a.blobsPerNode)} distinct blobs, each record is stored on K = ${p.k} nodes, so the fleet stores N·B·K records and each node holds N·B·K / N = B·K = ${f(perNode)} records (independent of N; ~${f((perNode * a.recordStoreBytes) / 2 ** 20, 1)} MiB at ~${a.recordStoreBytes} B each, in kad-dht's in-memory datastore unless one is configured).`,
+    `Provider records per node: each node provides its B = ${f(a.blobsPerNode)} distinct blobs, each record is stored on K = ${p.k} nodes, so the fleet stores N·B·K records and each node holds N·B·K / N = B·K = ${f(perNode)} records (independent of N; ~${f((perNode * a.recordStoreBytes) / 2 ** 20, 1)} MiB at ~${a.recordStoreBytes} B each, in Pollen's compact in-memory datastore, which holds at most 500,000).`,
     `Re-provide traffic: a record is re-provided once it is within ${p.reprovideThresholdMs / H} h of its ${p.providersValidityMs / H} h validity, i.e. every ${everyHours} h (checked hourly), so each node re-provides B / ${everyHours} = ${f(providesPerHour, 1)} records per hour. One provide = a closest-peers walk (~${f(walkMessages)} FIND_NODE request/response pairs of ${bytes.findNodeRequest} + ${bytes.findNodeResponse} B) + K = ${p.k} ADD_PROVIDER messages of ${bytes.addProvider} B, each on its own stream (~${a.streamOverheadBytes} B of multistream-select, yamux and Noise overhead). Per node per hour: ${f(providesPerHour, 1)} × (${f(walkMessages)} + ${p.k}) = ${f(r.messagesPerHour)} messages sent and ~${f(r.bytesPerHour / 1e6, 1)} MB (${f((r.bytesPerHour * 8) / 3600 / 1e3, 1)} kbit/s); each node also receives B·K / ${everyHours} = ${f(r.inboundAddProviderPerHour)} ADD_PROVIDER messages per hour.`,
   ].join('\n')
   return { parameters: p, assumptions: a, messageBytes: bytes, lookupHops: { classic, kadDht, tableCapacity }, lookupMessages, ...(simulation === undefined ? {} : { simulation }), providerRecords: { perNode, storeBytes: perNode * a.recordStoreBytes }, reprovide: r, text }
