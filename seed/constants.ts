@@ -23,3 +23,6 @@ export const PREHEAT_STALL_TIMEOUT_MS = 60_000
 export const PREHEAT_ATTEMPTS = 3
 /** Lifetime of the admission token preheat signs for itself; it signs a new one at two-thirds. */
 export const PREHEAT_TOKEN_TTL_MS = 5 * 60_000
+/** The `iss` and `aud` of the admission tokens the seed issues, unless --issuer / --audience say otherwise. */
+export const DEFAULT_ISSUER = 'pollen-seed'
+export const DEFAULT_AUDIENCE = 'pollen'
