@@ -3,7 +3,7 @@ import { formatDuration, formatSize } from '../protocol/human-units.js'
 import { MAX_FD_SLOPE_PER_HOUR, MAX_RSS_SLOPE_MIB_PER_HOUR, SHORT_RUN_MS, SLOPE_WINDOW_START } from './constants.js'
 import type { ProcSample } from './proc-sampler.js'
 import type { SoakResult } from './soak.js'
-import { floors, pooledSlope, type Point, type SlopeFit } from './slope.js'
+import { floors, pooledSlope, theilSen, type Point, type SlopeFit } from './slope.js'
 
 const MiB = 2 ** 20
 const HOUR_MS = 3_600_000
@@ -16,7 +16,11 @@ export interface ProcessTrend {
   incarnations: number
   /** Samples in the slope window. */
   samples: number
-  /** MiB per hour, through the per-minute floors. */
+  /**
+   * MiB per hour through the per-minute floors: Theil–Sen (robust to a minute without a GC
+   * trough) for a process that lived through the window, least squares with one intercept
+   * per life for a restarted one.
+   */
   rss: SlopeFit
   /**
    * Whether the RSS slope is judged: only for a process that lived through the whole window.
@@ -25,7 +29,7 @@ export interface ProcessTrend {
   rssJudged: boolean
   /** Open fds per hour. */
   fds: SlopeFit
-  /** V8 heap used, MiB per hour through the per-minute floors: for telling a JS leak from allocator growth; not judged. */
+  /** V8 heap used, MiB per hour through the per-minute floors, fitted as `rss`: for telling a JS leak from allocator growth; not judged. */
   heap: SlopeFit
   heapNowMiB: number | undefined
   rssNowMiB: number
@@ -51,7 +55,8 @@ export interface SoakVerdict {
  * killed agent came back, every process's fd slope (least squares over the samples after
  * SLOPE_WINDOW_START of the run, one intercept per incarnation) and the RSS slope of every
  * process that lived through that window (least squares through its per-minute floors) are at
- * most the thresholds. A slope that cannot be computed (too few samples) does not fail the run.
+ * most the thresholds (Theil–Sen, robust to a minute that had no GC trough). A slope that
+ * cannot be computed (too few samples) does not fail the run.
  */
 export function judge(result: SoakResult): SoakVerdict {
   const windowStartMs = result.ranMs * SLOPE_WINDOW_START
@@ -81,11 +86,12 @@ function trendOf(name: string, samples: ProcSample[]): ProcessTrend {
       const value = y(s)
       return value === undefined ? [] : [{ x: s.atMs / HOUR_MS, y: value }]
     }))
-  const floorsOf = (all: Point[][]): Point[][] => all.map((points) => floors(points, FLOOR_WIDTH_MS / HOUR_MS))
-  const rss = pooledSlope(floorsOf(series((s) => s.rssBytes / MiB)))
   const rssJudged = byIncarnation.size === 1
+  const floorsOf = (all: Point[][]): Point[][] => all.map((points) => floors(points, FLOOR_WIDTH_MS / HOUR_MS))
+  const fit = (all: Point[][]): SlopeFit => (rssJudged ? theilSen(all[0] ?? []) : pooledSlope(all))
+  const rss = fit(floorsOf(series((s) => s.rssBytes / MiB)))
   const fds = pooledSlope(series((s) => s.fds))
-  const heap = pooledSlope(floorsOf(series((s) => (s.heapUsedBytes === undefined ? undefined : s.heapUsedBytes / MiB))))
+  const heap = fit(floorsOf(series((s) => (s.heapUsedBytes === undefined ? undefined : s.heapUsedBytes / MiB))))
   const last = samples.at(-1)
   const lastHeap = samples.findLast((s) => s.heapUsedBytes !== undefined)?.heapUsedBytes
   return {
@@ -123,7 +129,7 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
   for (const f of result.failures.slice(0, 10)) lines.push(`    failed at ${formatDuration(f.atMs)} via ${f.agent}: ${f.url}: ${f.error}`)
   if (result.failures.length > 10) lines.push(`    … ${c.failures - 10} more (all in the JSON, up to 50)`)
   lines.push('')
-  lines.push(`Trends over the second half (from ${formatDuration(verdict.windowStartMs)}; least squares, one intercept per restart; RSS and heap through each minute's lowest sample), limits ${verdict.thresholds.rssMiBPerHour} MiB/h RSS and ${verdict.thresholds.fdsPerHour} fds/h:`)
+  lines.push(`Trends over the second half (from ${formatDuration(verdict.windowStartMs)}; fds by least squares, one intercept per restart; RSS and heap through each minute's lowest sample, Theil–Sen for a process that lived through it), limits ${verdict.thresholds.rssMiBPerHour} MiB/h RSS and ${verdict.thresholds.fdsPerHour} fds/h:`)
   lines.push('  RSS is judged for processes that lived through the whole window (the seed, and agent 1, which is never killed); a restarted agent is warming up.')
   const rows = [['', 'samples', 'RSS now', 'RSS peak', 'RSS slope', '', 'fds now', 'fd slope', '', 'V8 heap now', 'heap slope (info)']]
   for (const t of verdict.trends) {
@@ -132,13 +138,13 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
       String(t.samples),
       `${t.rssNowMiB.toFixed(0)} MiB`,
       `${t.rssPeakMiB.toFixed(0)} MiB`,
-      `${signed(t.rss.slope)} ±${fixed(t.rss.standardError)} MiB/h`,
+      `${signed(t.rss.slope)}${plusMinus(t.rss)} MiB/h`,
       t.rssJudged ? (t.rssOk ? 'ok' : 'LEAK?') : 'not judged',
       String(t.fdsNow),
       `${signed(t.fds.slope)} ±${fixed(t.fds.standardError)} /h`,
       t.fdsOk ? 'ok' : 'LEAK?',
       t.heapNowMiB === undefined ? '?' : `${t.heapNowMiB.toFixed(0)} MiB`,
-      `${signed(t.heap.slope)} ±${fixed(t.heap.standardError)} MiB/h`,
+      `${signed(t.heap.slope)}${plusMinus(t.heap)} MiB/h`,
     ])
   }
   lines.push(table(rows))
@@ -161,6 +167,11 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
 function signed(n: number): string {
   if (!Number.isFinite(n)) return 'n/a'
   return `${n >= 0 ? '+' : ''}${n.toFixed(1)}`
+}
+
+/** ` ±SE` for a least-squares fit; nothing for Theil–Sen, which has no standard error. */
+function plusMinus(fit: SlopeFit): string {
+  return Number.isFinite(fit.standardError) ? ` ±${fixed(fit.standardError)}` : ''
 }
 
 function fixed(n: number): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { floors, pooledSlope, slope, type Point } from './slope.js'
+import { floors, pooledSlope, slope, theilSen, type Point } from './slope.js'
 
 const line = (xs: number[], m: number, c: number): Point[] => xs.map((x) => ({ x, y: m * x + c }))
 
@@ -80,5 +80,24 @@ describe('floors', () => {
     const lows = floors(points, 60)
     expect(lows).toHaveLength(10)
     expect(slope(lows)).toBe(0)
+  })
+})
+
+describe('theilSen', () => {
+  it('recovers the slope of points on a line', () => {
+    expect(theilSen(line([0, 1, 2, 3, 4, 5], 1.5, 3)).slope).toBeCloseTo(1.5, 12)
+  })
+
+  it('is not pulled by two high points at the end, where least squares is', () => {
+    const flat = line([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14], 0, 170)
+    flat[10]!.y = 222
+    flat[11]!.y = 208
+    expect(Math.abs(theilSen(flat).slope)).toBeLessThan(0.01)
+    expect(slope(flat)).toBeGreaterThan(1)
+  })
+
+  it('is NaN without two distinct x', () => {
+    expect(theilSen([{ x: 1, y: 1 }]).slope).toBeNaN()
+    expect(theilSen([{ x: 1, y: 1 }, { x: 1, y: 5 }]).slope).toBeNaN()
   })
 })

@@ -82,3 +82,23 @@ export function floors(points: readonly Point[], width: number): Point[] {
     .sort(([x], [y]) => x - y)
     .map(([bucket, b]) => ({ x: (bucket + 0.5) * width, y: b.low }))
 }
+
+/**
+ * The Theil–Sen slope: the median of the slopes between every pair of points with distinct x.
+ * Robust: up to about 29 % of the points may be outliers (a minute with no GC trough) without
+ * moving it far, where one such point pulls least squares. NaN for fewer than two distinct x.
+ */
+export function theilSen(points: readonly Point[]): SlopeFit {
+  const slopes: number[] = []
+  for (let i = 0; i < points.length; i++) {
+    for (let j = i + 1; j < points.length; j++) {
+      const dx = points[j]!.x - points[i]!.x
+      if (dx !== 0) slopes.push((points[j]!.y - points[i]!.y) / dx)
+    }
+  }
+  if (slopes.length === 0) return { slope: Number.NaN, standardError: Number.NaN, n: points.length }
+  slopes.sort((a, b) => a - b)
+  const mid = slopes.length / 2
+  const slope = slopes.length % 2 === 1 ? slopes[Math.floor(mid)]! : (slopes[mid - 1]! + slopes[mid]!) / 2
+  return { slope, standardError: Number.NaN, n: points.length }
+}
