@@ -43,6 +43,13 @@ const ROUTING_TABLE_FULL = 20
 const REFRESH_MIN_PAUSE_MS = 10_000
 /** …then after doubling pauses up to this one. */
 const REFRESH_MAX_PAUSE_MS = 10 * 60_000
+/**
+ * How often libp2p pings each open connection (its default: 10 s). Each ping opens a stream
+ * (multistream-select, Noise, Yamux, a peer-store write at both ends): in a fleet where every
+ * agent holds a connection to every other, 10 s made idle agents spend ~30 ms of CPU per second
+ * each. The pings still keep connections inside @libp2p/tcp's 2-minute inactivity timeout.
+ */
+export const CONNECTION_PING_INTERVAL_MS = 60_000
 /** Deadline for closing a refused peer's connections. */
 const DISCONNECT_TIMEOUT_MS = 2_000
 
@@ -148,7 +155,7 @@ export async function createPollenNode(init: PollenNodeInit, components: PollenN
     // A single late ping (a busy event loop while hashing a blob) must not kill
     // a connection that is carrying a transfer; dead sockets still end by TCP
     // errors, socket inactivity timeouts and stream deadlines.
-    connectionMonitor: { abortConnectionOnPingFailure: false },
+    connectionMonitor: { abortConnectionOnPingFailure: false, pingInterval: CONNECTION_PING_INTERVAL_MS },
     ...(gate === undefined ? {} : { connectionGater: refusedPeersGater(gate) }),
     services: {
       identify: identify(),
