@@ -157,6 +157,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
   if (p2p !== undefined) {
     gauges.peers = () => p2p.node.connectedPeers()
     gauges.dhtPeers = () => p2p.node.routingTableSize()
+    gauges.dhtStoreRecords = () => p2p.node.dhtStoreRecords()
     presentToken = () => p2p.node.presentToken()
     recheckPeers = () => p2p.node.gate?.recheck()
   }

@@ -11,6 +11,7 @@ const AGENT_METRICS: Record<string, string[]> = {
   pollen_agent_cache_capacity_bytes: [],
   pollen_agent_dht_lookup_duration_seconds: [],
   pollen_agent_dht_routing_table_peers: [],
+  pollen_agent_dht_store_records: [],
   pollen_agent_digest_mismatch_total: ['source'],
   pollen_agent_evicted_bytes_total: [],
   pollen_agent_evictions_total: [],

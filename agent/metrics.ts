@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client'
 import { ADMISSION_GATE_REASONS } from '../protocol/admission-frames.js'
 import { REQUEST_DURATION_BUCKETS, boundedLabel } from '../content/metric-conventions.js'
+import { DEFAULT_MAX_DATASTORE_ENTRIES } from '../content/p2p/compact-datastore.js'
 
 /** Every metric the agent exports, registered on an injected Registry. */
 export interface AgentMetrics {
@@ -28,6 +29,7 @@ export interface AgentGaugeSources {
   inflightFills?: () => number
   peers?: () => number
   dhtPeers?: () => number
+  dhtStoreRecords?: () => number
   /** Expiry (ms since the epoch) of the admission token held last; undefined when none was ever held. */
   tokenExpiresAt?: () => number | undefined
   /** Whether the seed answers; only read when `seed` is set in the options. */
@@ -78,6 +80,7 @@ export function createAgentMetrics(registry: Registry, sources: AgentGaugeSource
   gauge('pollen_agent_inflight_fills', 'Blob fills in progress.', () => sources.inflightFills?.())
   gauge('pollen_agent_peers', 'Peers the agent holds a libp2p connection to.', () => sources.peers?.())
   gauge('pollen_agent_dht_routing_table_peers', 'Peers in the DHT routing table (with admission: admitted peers only).', () => sources.dhtPeers?.())
+  gauge('pollen_agent_dht_store_records', `Records in the agent's in-memory DHT store (provider records from peers, mostly); new records are refused at ${DEFAULT_MAX_DATASTORE_ENTRIES}.`, () => sources.dhtStoreRecords?.())
   if (options.enrolled === true) {
     gauge(
       'pollen_agent_admission_token_expiry_timestamp_seconds',

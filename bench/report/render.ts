@@ -6,11 +6,7 @@
 import type { DhtJson, FleetJson, FleetRun, Machine, PartRun, ReportInput, SuiteRun, ThroughputJson, ThroughputRow } from './inputs.js'
 import { groupedBarChart } from './svg.js'
 import { DATACENTER_NICE } from '../fleet/network.js'
-
-/** Mirrors the fleet bench's targets (bench/fleet/report.ts); its own pass/miss list is rendered as written. */
-const FLEET_P95_MAX = 1.5
-const FLEET_UPSTREAM_MAX = 1.02
-const FLEET_SEED_MAX = 2
+import { POLLEN_P95_MAX as FLEET_P95_MAX, SEED_MAX as FLEET_SEED_MAX, UPSTREAM_ONCE_MAX as FLEET_UPSTREAM_MAX } from '../fleet/report.js'
 
 export interface Chart {
   /** File name under bench/results/. */

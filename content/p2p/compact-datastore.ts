@@ -1,11 +1,11 @@
 import { BaseDatastore } from 'datastore-core/base'
 import { Key, type Pair, type Query, type KeyQuery } from 'interface-datastore'
 import { NotFoundError } from 'interface-store'
+import { PollenError } from '../../protocol/errors.js'
 
 interface AbortOptions {
   signal?: AbortSignal
 }
-import { PollenError } from '../../protocol/errors.js'
 
 /** Most entries held (kad-dht provider records, a few hundred bytes each once compact: about 150 MB). */
 export const DEFAULT_MAX_DATASTORE_ENTRIES = 500_000

@@ -99,6 +99,8 @@ export interface PollenNode {
   connectedPeers(): number
   /** The number of peers in the DHT routing table. */
   routingTableSize(): number
+  /** Keys in the node's in-memory DHT store (provider records, mostly; the cap is DEFAULT_MAX_DATASTORE_ENTRIES). */
+  dhtStoreRecords(): number
   /**
    * Dials every bootstrap peer (each with BOOTSTRAP_DIAL_TIMEOUT_MS) and resolves
    * with how many of them are connected. Never rejects; failures are logged.
@@ -134,9 +136,10 @@ export async function createPollenNode(init: PollenNodeInit, components: PollenN
   const reprovide = reprovideOptions(init)
   const gate = components.admission === undefined ? undefined : new AdmissionGate(init.admission ?? {}, { ...components.admission, logger: log.child({ component: 'admission-gate' }) })
 
+  const datastore = new CompactMemoryDatastore()
   const libp2p: PollenLibp2p = await createLibp2p({
     privateKey: init.privateKey,
-    datastore: new CompactMemoryDatastore(),
+    datastore,
     // Started below, once the admission exchange listens for connections.
     start: false,
     addresses: {
@@ -274,6 +277,7 @@ export async function createPollenNode(init: PollenNodeInit, components: PollenN
     multiaddrs: () => libp2p.getMultiaddrs().map(ma => ma.toString()),
     connectedPeers: () => libp2p.getPeers().length,
     routingTableSize: () => (libp2p.services.dht as SingleKadDHT).routingTable.size,
+    dhtStoreRecords: () => datastore.size,
     rebootstrap,
     gate,
     routingTable,
