@@ -8,7 +8,7 @@
  *   npm run bench -- --only dht,throughput     some parts (the others' last results are rendered, marked as older)
  *   npm run bench -- --report-only             render from the JSON already in bench/results/
  *   FLEET_ARGS="--nodes 8,16" npm run bench    extra flags for the fleet bench; SIZE_MIB, RUNS reach the throughput suite;
- *                                              DHT_NODES, DHT_CIDS size the DHT bench (default 64, 200)
+ *                                              DHT_NODES, DHT_CIDS size the DHT bench (default 64, 100)
  *
  * Each part runs from the sources with tsx, as its own npm script does, without rebuilding
  * (`npm run bench` builds once first). The fleet bench needs root.
@@ -29,7 +29,7 @@ const ROOT = join(BENCH, '..')
 const RESULTS = join(BENCH, 'results')
 const JSON_PATHS = { throughput: 'bench/results/throughput.json', fleet: 'bench/results/fleet.json', dht: 'bench/results/dht.json' } as const
 const DHT_NODES = Number(process.env.DHT_NODES ?? 64)
-const DHT_CIDS = Number(process.env.DHT_CIDS ?? 200)
+const DHT_CIDS = Number(process.env.DHT_CIDS ?? 100)
 /** Seconds a part may overrun its estimate before it is stopped: twice the estimate plus this. */
 const OVERRUN_GRACE_S = 120
 

@@ -2,12 +2,12 @@
  * DHT discovery at scale: N real Pollen libp2p nodes (createPollenNode, kad-dht on
  * /pollen/kad/1.0.0 in server mode, no admission gating) on loopback, node 0 (the seed) in
  * this process and the rest in --procs child processes, bootstrapped from node 0 as agents
- * are from the seed. Once the routing tables settle, ~200
+ * are from the seed. Once the routing tables settle, 100 (by default)
  * random blob digests are each provided by a random node, then each looked up by another
  * random node. Prints p50/p99 of provide, first-provider and complete lookup latency, hops and
  * messages per query, table sizes, and a projection for a 10,000-node fleet; writes the JSON.
  *
- *   npm run bench:dht -- [--nodes 64] [--cids 200] [--procs 4] [--json bench/results/dht.json]
+ *   npm run bench:dht -- [--nodes 64] [--cids 100] [--procs 4] [--json bench/results/dht.json]
  *
  * Why several processes: in one process, 64 nodes' background work (connection-monitor pings,
  * identify, routing-table upkeep) queues on one event loop and one core; measured with 32
@@ -26,11 +26,11 @@ import { dhtTargets, estimateDhtSeconds, type DhtResults } from './results.js'
 
 const USAGE = `npm run bench:dht -- [--nodes N] [--cids N] [--procs N] [--json PATH]
   --nodes N    libp2p nodes, node 0 being the bootstrap peer (default 64)
-  --cids N     random blob digests, each provided once and looked up once (default 200)
+  --cids N     random blob digests, each provided once and looked up once (default 100)
   --procs N    child processes the nodes other than node 0 are spread over (default 4)
   --json PATH  results (default bench/results/dht.json)
   --verbose    one line per provide and lookup`
-const SETTLE_TIMEOUT_MS = 120_000
+const SETTLE_TIMEOUT_MS = 90_000
 const SETTLE_STABLE_MS = 10_000
 /** Lookups of the Monte-Carlo model at each size (~13 s at 10,000 nodes on this machine). */
 const SIM_LOOKUPS = 100
@@ -177,7 +177,7 @@ if (values.help === true) {
   say(USAGE)
 } else {
   const nodes = Number(values.nodes ?? 64)
-  const cids = Number(values.cids ?? 200)
+  const cids = Number(values.cids ?? 100)
   const procs = Number(values.procs ?? 4)
   if (!Number.isInteger(nodes) || nodes < 2 || !Number.isInteger(cids) || cids < 1 || !Number.isInteger(procs) || procs < 1) {
     process.stderr.write(`bad arguments\n${USAGE}\n`)
