@@ -140,6 +140,14 @@ async function main(): Promise<void> {
   const only = values.only?.split(',').map((s) => s.trim())
   const unknown = (only ?? []).filter((n) => !parts.some((p) => p.name === n))
   if (unknown.length > 0) throw new Error(`--only: unknown part ${unknown.join(', ')} (use ${parts.map((p) => p.name).join(', ')})`)
+  if (values['report-only'] === true) {
+    // Re-rendering keeps the record of the run that produced the JSON (its parts, times and dates).
+    const stored = readJson<SuiteRun>(join(RESULTS, 'suite.json'))
+    if (stored !== undefined) {
+      say(`wrote ${writeReport(stored)} from the JSON of the run of ${stored.startedAt}`)
+      return
+    }
+  }
   const chosen = values['report-only'] === true ? [] : parts.filter((p) => only === undefined || only.includes(p.name))
   const estimate = chosen.reduce((a, p) => a + p.estimateSeconds, 0)
   const startedAt = new Date().toISOString()

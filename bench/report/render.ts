@@ -8,6 +8,10 @@ import { groupedBarChart } from './svg.js'
 import { DATACENTER_NICE } from '../fleet/network.js'
 import { POLLEN_P95_MAX as FLEET_P95_MAX, SEED_MAX as FLEET_SEED_MAX, UPSTREAM_ONCE_MAX as FLEET_UPSTREAM_MAX } from '../fleet/report.js'
 
+/** Where a CPU-bound fleet run's CPU goes, per byte and per hop: the profiles taken on the same path in the throughput part. */
+const FLEET_CPU_PROFILE_NOTE =
+  'Profile: every byte an agent receives takes the path profiled in bench/results/profiles/SUMMARY.md (the verified peer fetch: ChaCha20-Poly1305 and socket writes on the sender, decrypt, temp-file write, serving the client and hashing on the receiver, ~8 CPU s per 256 MiB for one hop across both agents), and N agents on 2 cores share that budget. The same file has a profile of one agent at N = 32 during its first 30 s: 11.3 s busy, most of it kad-dht requests and their Noise/Yamux frames while 32 agents filled their routing tables at once; at N = 32 the fleet had not settled when the pull began.'
+
 export interface Chart {
   /** File name under bench/results/. */
   file: string
@@ -206,6 +210,7 @@ function fleetSection(suite: SuiteRun, fl: FleetJson | undefined, run: PartRun |
     out.push('', '**Misses and bottlenecks:**', '')
     for (const t of missed) out.push(`- **Missed** ${t.target}: measured ${t.measured}.`)
     for (const v of bottlenecks) out.push(`- ${v}`)
+    if (bottlenecks.some((v) => v.includes('CPU-BOUND'))) out.push(`- ${FLEET_CPU_PROFILE_NOTE}`)
     for (const e of fl.errors ?? []) out.push(`- **Run failed**: ${e.system}, N = ${e.nodes}: ${e.error.split('\n')[0]}`)
   }
   const other = (fl.cpuVerdicts ?? []).filter((v) => !bottlenecks.includes(v))
