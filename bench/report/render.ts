@@ -8,9 +8,9 @@ import { groupedBarChart } from './svg.js'
 import { DATACENTER_NICE } from '../fleet/network.js'
 import { POLLEN_P95_MAX as FLEET_P95_MAX, SEED_MAX as FLEET_SEED_MAX, UPSTREAM_ONCE_MAX as FLEET_UPSTREAM_MAX } from '../fleet/report.js'
 
-/** Where a CPU-bound fleet run's CPU goes, per byte and per hop: the profiles taken on the same path in the throughput part. */
+/** Where a CPU-bound fleet run's CPU goes: the profiles live beside the results, with their own figures and dates. */
 const FLEET_CPU_PROFILE_NOTE =
-  'Profile: every byte an agent receives takes the path profiled in bench/results/profiles/SUMMARY.md (the verified peer fetch: ChaCha20-Poly1305 and socket writes on the sender, decrypt, temp-file write, serving the client and hashing on the receiver, ~8 CPU s per 256 MiB for one hop across both agents), and N agents on 2 cores share that budget. The same file has a profile of one agent at N = 32 during its first 30 s: 11.3 s busy, most of it kad-dht requests and their Noise/Yamux frames while 32 agents filled their routing tables at once; at N = 32 the fleet had not settled when the pull began.'
+  'Profiles: bench/results/profiles/SUMMARY.md. Every byte an agent receives takes the path profiled there as the verified peer fetch (Noise encryption and socket writes on the sender; decryption, the temp-file write, serving the client and hashing on the receiver), and N agents on 2 cores share that budget; the file also profiles one fleet agent during its first 30 s at N = 32.'
 
 export interface Chart {
   /** File name under bench/results/. */
