@@ -8,6 +8,8 @@ const SEED_METRICS: Record<string, string[]> = {
   pollen_seed_admission_denied_total: ['reason'],
   pollen_seed_admission_issued_total: ['how'],
   pollen_seed_cache_bytes: [],
+  pollen_seed_dht_routing_table_peers: [],
+  pollen_seed_dht_store_records: [],
   pollen_seed_fills_total: ['outcome'],
   pollen_seed_inflight_fills: [],
   pollen_seed_request_duration_seconds: ['method', 'route', 'status'],
@@ -33,13 +35,15 @@ describe('seed metrics', () => {
     expect(text).toMatch(/^process_resident_memory_bytes /m)
   })
 
-  it('buckets request latency from 5 ms to 60 s and reads the cache size at scrape time', async () => {
+  it('buckets request latency from 5 ms to 60 s and reads the cache and DHT sizes at scrape time', async () => {
     const registry = new Registry()
-    const m = createSeedMetrics(registry, { cacheBytes: () => 12_345 }, { defaultMetrics: false })
+    const m = createSeedMetrics(registry, { cacheBytes: () => 12_345, dhtPeers: () => 7, dhtStoreRecords: () => 321 }, { defaultMetrics: false })
     m.requestDuration.observe({ method: 'GET', route: 'blob', status: '200' }, 0.5)
     const text = await registry.metrics()
     const bounds = [...text.matchAll(/^pollen_seed_request_duration_seconds_bucket\{le="([^"]+)"/gm)].map((x) => x[1])
     expect(bounds).toEqual(['0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60', '+Inf'])
     expect(text).toMatch(/^pollen_seed_cache_bytes 12345$/m)
+    expect(text).toMatch(/^pollen_seed_dht_routing_table_peers 7$/m)
+    expect(text).toMatch(/^pollen_seed_dht_store_records 321$/m)
   })
 })

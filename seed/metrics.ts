@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client'
 import { ADMISSION_GATE_REASONS } from '../protocol/admission-frames.js'
 import { REQUEST_DURATION_BUCKETS } from '../content/metric-conventions.js'
+import { DEFAULT_MAX_DATASTORE_ENTRIES } from '../content/p2p/compact-datastore.js'
 
 /** Every metric the seed exports, registered on an injected Registry. */
 export interface SeedMetrics {
@@ -15,6 +16,8 @@ export interface SeedMetrics {
   inflightFills: Gauge
   fills: Counter<'outcome'>
   cacheBytes: Gauge
+  dhtPeers: Gauge
+  dhtStoreRecords: Gauge
   admissionIssued: Counter<'how'>
   admissionDenied: Counter<'reason'>
   fanout: Counter<'from'>
@@ -32,6 +35,8 @@ export const SEED_DENIAL_REASONS: ReadonlySet<string> = new Set([
 export interface SeedGaugeSources {
   inflightFills?: () => number
   cacheBytes?: () => number
+  dhtPeers?: () => number
+  dhtStoreRecords?: () => number
 }
 
 export function createSeedMetrics(registry: Registry, sources: SeedGaugeSources = {}, options: { defaultMetrics?: boolean } = {}): SeedMetrics {
@@ -109,6 +114,22 @@ export function createSeedMetrics(registry: Registry, sources: SeedGaugeSources 
       registers,
       collect() {
         this.set(sources.cacheBytes?.() ?? 0)
+      },
+    }),
+    dhtPeers: new Gauge({
+      name: 'pollen_seed_dht_routing_table_peers',
+      help: "Peers in the seed's DHT routing table (with admission: admitted peers only).",
+      registers,
+      collect() {
+        this.set(sources.dhtPeers?.() ?? 0)
+      },
+    }),
+    dhtStoreRecords: new Gauge({
+      name: 'pollen_seed_dht_store_records',
+      help: `Records in the seed's in-memory DHT store (the agents' provider records, mostly: the seed is every agent's bootstrap peer); new records are refused at ${DEFAULT_MAX_DATASTORE_ENTRIES}.`,
+      registers,
+      collect() {
+        this.set(sources.dhtStoreRecords?.() ?? 0)
       },
     }),
   }

@@ -107,6 +107,8 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
     onRefused: (_peer, reason) => denied(reason),
   })
   const { node } = p2p
+  gauges.dhtPeers = () => node.routingTableSize()
+  gauges.dhtStoreRecords = () => node.dhtStoreRecords()
   const bootstrap = bootstrapHandler(node)
   const planner = new FanoutPlanner(
     { direct: config.fanoutDirect, children: config.fanoutChildren },

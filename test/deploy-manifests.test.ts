@@ -411,7 +411,7 @@ describe('the Grafana dashboard', () => {
     }
   })
 
-  it('shows latency, bytes by source, seed egress and upstream, cache, mismatches, refusals, peers and token expiry', () => {
+  it('shows latency, bytes by source, seed egress and upstream, cache, mismatches, refusals, peers, DHT stores and token expiry', () => {
     const all = panels.flatMap((p) => p.targets!.map((t) => t.expr)).join('\n')
     for (const needle of [
       /histogram_quantile\(0\.5, [^\n]*pollen_agent_request_duration_seconds_bucket/,
@@ -424,6 +424,8 @@ describe('the Grafana dashboard', () => {
       /pollen_seed_admission_denied_total/,
       /pollen_agent_admission_denied_total/,
       /pollen_agent_peers/,
+      /pollen_agent_dht_store_records/,
+      /pollen_seed_dht_store_records/,
       /pollen_agent_admission_token_expiry_timestamp_seconds/,
     ]) expect(all).toMatch(needle)
   })

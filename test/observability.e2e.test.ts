@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { AgentStatusReport } from '../agent/status-report.js'
 import type { ReadinessReport } from '../content/ops-server.js'
+import { waitFor } from './helpers/fleet-processes.js'
 import { buildImage, pushImage, type BuiltImage } from './helpers/oci-image.js'
 import { startAgentProcess, startSeedProcess, type AgentProcess, type PollenProcess, type SeedProcess } from './helpers/pollen-process.js'
 import { seedArgsFor } from './helpers/pollen-stack.js'
@@ -105,6 +106,10 @@ describeWithBinaries(['docker-registry'], 'metrics, health and status', () => {
     expect(await seed.metric('pollen_seed_cache_bytes')).toBeGreaterThan(0)
     expect(await seed.metric('pollen_seed_upstream_requests_total', { registry: registry.host, code: '200' })).toBeGreaterThan(0)
     expect(await agent.metric('pollen_agent_request_duration_seconds_count', { kind: 'blob' })).toBe(3)
+    // The agent announced the blobs it pulled; the seed, its only DHT peer, stores those records.
+    await waitFor(async () => (await seed.metric('pollen_seed_dht_store_records')) >= image.layers.length, 20_000, "the agent's provider records in the seed's DHT store")
+    expect(await seed.metric('pollen_seed_dht_routing_table_peers')).toBe(1)
+    expect(await agent.metric('pollen_agent_dht_routing_table_peers')).toBe(1)
   })
 
   it('stays ready in cache-only mode when the seed stops, and still serves what it holds', async () => {
