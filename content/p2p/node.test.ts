@@ -2,10 +2,12 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { pino } from 'pino'
 import type { SingleKadDHT } from '@libp2p/kad-dht'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createPollenNode, type PollenNode, type PollenNodeInit } from './node.js'
+import { CONNECTION_PING_INTERVAL_MS, createPollenNode, type PollenNode, type PollenNodeInit } from './node.js'
 import { withResolversPolyfilled } from './node20-shim.js'
 
 const logger = pino({ level: 'silent' })
+/** libp2p's own connection-monitor ping interval, which Pollen overrides. */
+const DEFAULT_PING_INTERVAL_MS = 10_000
 
 describe('createPollenNode', () => {
   const nodes: PollenNode[] = []
@@ -70,6 +72,17 @@ describe('createPollenNode', () => {
     await waitFor(() => dht.routingTable.size === 1, 5_000)
     expect(agent.connectedPeers()).toBe(1)
   })
+
+  it('leaves an idle connection unpinged for longer than libp2p\'s default 10 s ping interval', async () => {
+    // Every connection is pinged each CONNECTION_PING_INTERVAL_MS; the ping is what sets conn.rtt.
+    expect(CONNECTION_PING_INTERVAL_MS).toBeGreaterThan(DEFAULT_PING_INTERVAL_MS + 1_500)
+    const a = await start()
+    const b = await start({ bootstrap: [a.multiaddrs()[0]!] })
+    await new Promise((r) => setTimeout(r, DEFAULT_PING_INTERVAL_MS + 1_500))
+    const conns = [...a.libp2p.getConnections(), ...b.libp2p.getConnections()]
+    expect(conns.length).toBeGreaterThanOrEqual(2)
+    expect(conns.map((c) => c.rtt)).toEqual(conns.map(() => undefined))
+  }, 20_000)
 
   it('rebootstrap() reports how many bootstrap peers are connected', async () => {
     const seed = await start()
