@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { createReadStream, type ReadStream } from 'node:fs'
-import { mkdir, open, readdir, type FileHandle, rename, rm, stat, statfs, unlink, access, constants as fsConstants } from 'node:fs/promises'
+import type { ReadStream } from 'node:fs'
+import { mkdir, open, type FileHandle, rename, rm, statfs, unlink, access, constants as fsConstants } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Level } from 'level'
 import type { Logger } from 'pino'
 import { parseDigest, type Digest } from '../protocol/digest.js'
 import { DigestVerifier } from '../protocol/digest-verifier.js'
 import { BlobUnknownError, StoreFullError } from '../protocol/errors.js'
 import { ACCESS_WRITE_INTERVAL_MS, READ_CHUNK_BYTES } from './constants.js'
+import { StoreIndex } from './store-index.js'
+import { reconcileStore } from './store-reconcile.js'
 
 /** One blob's index record. */
 export interface BlobRecord {
@@ -50,8 +51,6 @@ export interface CommitMeta {
 }
 
 const KEY_PREFIX = 'blob:'
-/** Free space needed before a damaged index is reopened (LevelDB writes a table and a new log). */
-const INDEX_REPAIR_ROOM_BYTES = 4 * 1024 * 1024
 const RECORD_PREFIX = 'record:'
 
 /**
@@ -64,25 +63,19 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
   readonly dir: string
   readonly #logger: Logger
   readonly #now: () => number
-  readonly #db: Level<string, BlobRecord>
+  readonly #index: StoreIndex
   readonly #pins = new Map<string, number>()
   readonly #lastAccessWrite = new Map<string, number>()
   /** Per blob, the tail of its record's queued read-modify-write steps (see #serial). */
   readonly #queues = new Map<string, Promise<unknown>>()
   #bytes = 0
-  /** Set when an index write failed: LevelDB's log may end in a torn record, after which it loses later writes on reopen. */
-  #indexDamaged = false
-  /** Index reads and writes in flight, and the repair that waits for them to finish. */
-  #inflight = 0
-  #idle: (() => void) | undefined
-  #repairing: Promise<void> | undefined
 
   private constructor(init: StoreInit, components: StoreComponents) {
     super()
     this.dir = init.dir
     this.#logger = components.logger
     this.#now = components.now ?? Date.now
-    this.#db = new Level<string, BlobRecord>(join(init.dir, 'index'), { valueEncoding: 'json' })
+    this.#index = new StoreIndex(join(init.dir, 'index'), { logger: components.logger, freeBytes: () => this.freeBytes() })
   }
 
   /**
@@ -93,13 +86,21 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
     await mkdir(join(init.dir, 'blobs'), { recursive: true })
     await mkdir(join(init.dir, 'tmp'), { recursive: true })
     const store = new ContentStore(init, components)
-    await store.#db.open()
-    await store.#reconcile()
+    await store.#index.open()
+    const { bytes, dropped, adopted, removed } = await reconcileStore({
+      dir: init.dir,
+      blobPath: (digest) => store.blobPath(digest),
+      records: () => store.entries(),
+      forget: (digest) => store.#index.del(KEY_PREFIX + digest.value),
+      adopt: (digest, size) => store.#index.put(KEY_PREFIX + digest.value, { size, lastAccess: store.#now(), repositories: [] } satisfies BlobRecord),
+    })
+    store.#bytes = bytes
+    if (dropped + adopted + removed > 0) store.#logger.warn({ dropped, adopted, removed }, 'reconciled content index with files')
     return store
   }
 
   async close(): Promise<void> {
-    await this.#db.close()
+    await this.#index.close()
   }
 
   /** Total bytes of committed blobs. */
@@ -118,7 +119,7 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
 
   /** Returns the blob's record, or undefined when the store does not hold it. */
   async stat(digest: Digest): Promise<BlobRecord | undefined> {
-    return this.#read(() => this.#db.get(KEY_PREFIX + digest.value))
+    return this.#index.get<BlobRecord>(KEY_PREFIX + digest.value)
   }
 
   /**
@@ -193,7 +194,7 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
         repositories: mergeRepositories(existing?.repositories, meta.repository),
       }
       try {
-        await this.#write(() => this.#db.put(KEY_PREFIX + digest.value, record))
+        await this.#index.put(KEY_PREFIX + digest.value, record)
       } catch (err) {
         // Unrecorded, the file must not stay: the index and the files agree, and the fill fails.
         if (existing === undefined) await rm(final, { force: true })
@@ -249,7 +250,7 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
     const mediaType = meta.mediaType ?? existing.mediaType
     if (repositories.length === existing.repositories.length && mediaType === existing.mediaType) return existing
     const record = { ...existing, repositories, mediaType }
-    await this.#write(() => this.#db.put(KEY_PREFIX + digest.value, record))
+    await this.#index.put(KEY_PREFIX + digest.value, record)
     return record
   }
 
@@ -261,7 +262,7 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
     this.#lastAccessWrite.set(digest.value, now)
     await this.#serial(digest, async () => {
       const existing = await this.stat(digest)
-      if (existing !== undefined) await this.#write(() => this.#db.put(KEY_PREFIX + digest.value, { ...existing, lastAccess: now }))
+      if (existing !== undefined) await this.#index.put(KEY_PREFIX + digest.value, { ...existing, lastAccess: now })
     }).catch(() => {})
   }
 
@@ -271,7 +272,7 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
       if (this.isPinned(digest)) return false
       const existing = await this.stat(digest)
       if (existing === undefined) return false
-      await this.#write(() => this.#db.del(KEY_PREFIX + digest.value))
+      await this.#index.del(KEY_PREFIX + digest.value)
       this.#bytes -= existing.size
       this.#lastAccessWrite.delete(digest.value)
       await rm(this.blobPath(digest), { force: true })
@@ -303,69 +304,17 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
 
   /** Every committed blob with its record, in digest order. */
   async *entries(): AsyncGenerator<[Digest, BlobRecord]> {
-    for await (const [key, record] of this.#db.iterator({ gte: KEY_PREFIX, lt: `${KEY_PREFIX}\xff` })) {
-      yield [parseDigest(key.slice(KEY_PREFIX.length)), record]
-    }
+    for await (const [key, record] of this.#index.entries<BlobRecord>(KEY_PREFIX)) yield [parseDigest(key.slice(KEY_PREFIX.length)), record]
   }
 
   /** A small JSON record kept beside the index (tag answers), or undefined. */
   async getRecord<T>(key: string): Promise<T | undefined> {
-    return (await this.#read(() => this.#db.get(RECORD_PREFIX + key))) as T | undefined
+    return this.#index.get<T>(RECORD_PREFIX + key)
   }
 
   /** Stores a small JSON record beside the index; survives restarts. */
   async putRecord(key: string, value: unknown): Promise<void> {
-    await this.#write(() => this.#db.put(RECORD_PREFIX + key, value as BlobRecord))
-  }
-
-  /** Runs an index read, after a repair in progress. */
-  async #read<T>(op: () => Promise<T>): Promise<T> {
-    // A repair whose reopen failed (no room yet) left the index closed: try again first.
-    if (this.#indexDamaged && this.#db.status === 'closed') await this.#repairIndex().catch(() => {})
-    while (this.#repairing !== undefined) await this.#repairing.catch(() => {})
-    this.#inflight++
-    try {
-      return await op()
-    } finally {
-      if (--this.#inflight === 0) this.#idle?.()
-    }
-  }
-
-  /**
-   * Runs an index write. After a write failed (the disk was full), the index is first reopened:
-   * LevelDB keeps appending to a log that ends in a torn record and, on the next open, drops
-   * everything written after it, so later records would be lost at the next restart. Reopening
-   * right away recovers the log up to the tear and starts a new one. Throws StoreFullError
-   * while the disk has no room for that, and for a write that fails for lack of space.
-   */
-  async #write<T>(op: () => Promise<T>): Promise<T> {
-    if (this.#indexDamaged) await this.#repairIndex()
-    try {
-      return await this.#read(op)
-    } catch (err) {
-      if ((err as { code?: string }).code === 'LEVEL_IO_ERROR' || (err as { code?: string }).code === 'LEVEL_DATABASE_NOT_OPEN') {
-        this.#indexDamaged = true
-        this.#logger.warn({ err: (err as Error).message }, 'content index write failed; the index is reopened before the next write')
-        if (/no space|ENOSPC|EDQUOT|quota/i.test(String((err as Error).message))) throw new StoreFullError('the content store is out of disk space (index)', { cause: err })
-      }
-      throw err
-    }
-  }
-
-  /** Waits for index operations in flight, then closes and reopens the index (one repair at a time). */
-  #repairIndex(): Promise<void> {
-    this.#repairing ??= (async () => {
-      if ((await this.freeBytes()) < INDEX_REPAIR_ROOM_BYTES) throw new StoreFullError('the content store is out of disk space (index repair)')
-      if (this.#inflight > 0) await new Promise<void>((resolve) => (this.#idle = resolve))
-      this.#idle = undefined
-      await this.#db.close()
-      await this.#db.open()
-      this.#indexDamaged = false
-      this.#logger.info('content index reopened after a failed write')
-    })().finally(() => {
-      this.#repairing = undefined
-    })
-    return this.#repairing
+    await this.#index.put(RECORD_PREFIX + key, value)
   }
 
   /** Bytes the store's file system has free for it (an unprivileged process's view). */
@@ -389,74 +338,12 @@ export class ContentStore extends EventEmitter<{ commit: [Digest, BlobRecord]; d
   async checkWritable(): Promise<void> {
     await access(join(this.dir, 'tmp'), fsConstants.W_OK)
   }
-
-  /**
-   * Start-up repair: deletes temp leftovers, drops index records whose file is missing or
-   * has the wrong size, and adopts (after re-hashing) or deletes files the index lacks.
-   */
-  async #reconcile(): Promise<void> {
-    const tmp = join(this.dir, 'tmp')
-    for (const name of await readdir(tmp)) await rm(join(tmp, name), { force: true, recursive: true })
-    const indexed = new Set<string>()
-    let dropped = 0
-    for await (const [digest, record] of this.entries()) {
-      const st = await stat(this.blobPath(digest)).catch(() => undefined)
-      if (st === undefined || st.size !== record.size) {
-        await this.#db.del(KEY_PREFIX + digest.value)
-        await rm(this.blobPath(digest), { force: true })
-        dropped++
-        continue
-      }
-      indexed.add(digest.value)
-      this.#bytes += record.size
-    }
-    let adopted = 0
-    let removed = 0
-    for (const algorithm of await readdir(join(this.dir, 'blobs'))) {
-      for (const shard of await readdir(join(this.dir, 'blobs', algorithm)).catch(() => [] as string[])) {
-        for (const hex of await readdir(join(this.dir, 'blobs', algorithm, shard)).catch(() => [] as string[])) {
-          const path = join(this.dir, 'blobs', algorithm, shard, hex)
-          if (indexed.has(`${algorithm}:${hex}`)) continue
-          const digest = tryDigest(`${algorithm}:${hex}`)
-          if (digest !== undefined && shard === hex.slice(0, 2) && (await hashMatches(path, digest))) {
-            const size = (await stat(path)).size
-            await this.#db.put(KEY_PREFIX + digest.value, { size, lastAccess: this.#now(), repositories: [] })
-            this.#bytes += size
-            adopted++
-          } else {
-            await rm(path, { force: true, recursive: true })
-            removed++
-          }
-        }
-      }
-    }
-    if (dropped + adopted + removed > 0) this.#logger.warn({ dropped, adopted, removed }, 'reconciled content index with files')
-  }
 }
 
 function mergeRepositories(existing: string[] | undefined, repository: string | undefined): string[] {
   const list = existing ?? []
   if (repository === undefined || list.includes(repository)) return list
   return [...list, repository]
-}
-
-function tryDigest(value: string): Digest | undefined {
-  try {
-    return parseDigest(value)
-  } catch {
-    return undefined
-  }
-}
-
-async function hashMatches(path: string, digest: Digest): Promise<boolean> {
-  const verifier = new DigestVerifier(digest)
-  try {
-    for await (const chunk of createReadStream(path)) verifier.update(chunk as Buffer)
-    verifier.verify()
-    return true
-  } catch {
-    return false
-  }
 }
 
 /** Maps a disk-full error to StoreFullError; returns other errors unchanged. */
