@@ -17,6 +17,8 @@ export interface ProcSample {
   heapUsedBytes?: number
   /** nodejs_external_memory_bytes (Buffers and the like outside the V8 heap), when /metrics answered. */
   externalBytes?: number
+  /** nodejs_heap_size_total_bytes (what V8 has committed for its heap), when /metrics answered. */
+  heapTotalBytes?: number
 }
 
 /** A process to watch; `pid()` is undefined while it is down. */
@@ -37,7 +39,7 @@ export async function readRss(pid: number): Promise<number> {
 }
 
 /** The V8 heap figures from a Pollen process's /metrics; empty when it does not answer. */
-export async function readHeap(opsUrl: string): Promise<{ heapUsedBytes?: number; externalBytes?: number }> {
+export async function readHeap(opsUrl: string): Promise<{ heapUsedBytes?: number; externalBytes?: number; heapTotalBytes?: number }> {
   try {
     const res = await request(`${opsUrl}/metrics`, { signal: AbortSignal.timeout(2_000) })
     const text = await res.body.text()
@@ -46,7 +48,7 @@ export async function readHeap(opsUrl: string): Promise<{ heapUsedBytes?: number
       const m = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)$`, 'm').exec(text)
       return m === null ? undefined : Number(m[1])
     }
-    return { heapUsedBytes: value('nodejs_heap_size_used_bytes'), externalBytes: value('nodejs_external_memory_bytes') }
+    return { heapUsedBytes: value('nodejs_heap_size_used_bytes'), externalBytes: value('nodejs_external_memory_bytes'), heapTotalBytes: value('nodejs_heap_size_total_bytes') }
   } catch {
     return {}
   }

@@ -31,6 +31,12 @@ export interface ProcessTrend {
   fds: SlopeFit
   /** V8 heap used, MiB per hour through the per-minute floors, fitted as `rss`: for telling a JS leak from allocator growth; not judged. */
   heap: SlopeFit
+  /**
+   * RSS minus what V8 has committed for its heap, fitted as `rss`: the allocator's and native
+   * memory (buffers, libuv, LevelDB, code, stacks); not judged. RSS growing here and not in
+   * `heap` points at native memory, not at JS objects.
+   */
+  outsideHeap: SlopeFit
   heapNowMiB: number | undefined
   rssNowMiB: number
   rssPeakMiB: number
@@ -92,6 +98,7 @@ function trendOf(name: string, samples: ProcSample[]): ProcessTrend {
   const rss = fit(floorsOf(series((s) => s.rssBytes / MiB)))
   const fds = pooledSlope(series((s) => s.fds))
   const heap = fit(floorsOf(series((s) => (s.heapUsedBytes === undefined ? undefined : s.heapUsedBytes / MiB))))
+  const outsideHeap = fit(floorsOf(series((s) => (s.heapTotalBytes === undefined ? undefined : (s.rssBytes - s.heapTotalBytes) / MiB))))
   const last = samples.at(-1)
   const lastHeap = samples.findLast((s) => s.heapUsedBytes !== undefined)?.heapUsedBytes
   return {
@@ -102,6 +109,7 @@ function trendOf(name: string, samples: ProcSample[]): ProcessTrend {
     rssJudged,
     fds,
     heap,
+    outsideHeap,
     heapNowMiB: lastHeap === undefined ? undefined : lastHeap / MiB,
     rssNowMiB: (last?.rssBytes ?? 0) / MiB,
     rssPeakMiB: Math.max(0, ...samples.map((s) => s.rssBytes)) / MiB,
@@ -131,7 +139,7 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
   lines.push('')
   lines.push(`Trends over the second half (from ${formatDuration(verdict.windowStartMs)}; fds by least squares, one intercept per restart; RSS and heap through each minute's lowest sample, Theil–Sen for a process that lived through it), limits ${verdict.thresholds.rssMiBPerHour} MiB/h RSS and ${verdict.thresholds.fdsPerHour} fds/h:`)
   lines.push('  RSS is judged for processes that lived through the whole window (the seed, and agent 1, which is never killed); a restarted agent is warming up.')
-  const rows = [['', 'samples', 'RSS now', 'RSS peak', 'RSS slope', '', 'fds now', 'fd slope', '', 'V8 heap now', 'heap slope (info)']]
+  const rows = [['', 'samples', 'RSS now', 'RSS peak', 'RSS slope', '', 'fds now', 'fd slope', '', 'V8 heap now', 'heap slope (info)', 'RSS outside V8 heap slope (info)']]
   for (const t of verdict.trends) {
     rows.push([
       t.name + (t.incarnations > 1 ? ` (${t.incarnations} lives)` : ''),
@@ -145,6 +153,7 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
       t.fdsOk ? 'ok' : 'LEAK?',
       t.heapNowMiB === undefined ? '?' : `${t.heapNowMiB.toFixed(0)} MiB`,
       `${signed(t.heap.slope)}${plusMinus(t.heap)} MiB/h`,
+      `${signed(t.outsideHeap.slope)}${plusMinus(t.outsideHeap)} MiB/h`,
     ])
   }
   lines.push(table(rows))
