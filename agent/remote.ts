@@ -29,7 +29,7 @@ export interface RemoteComponents {
  */
 export function seedRemote(seedUrl: string, c: RemoteComponents): Remote {
   const seed = new UpstreamRegistry(
-    { ns: new URL(seedUrl).host, url: seedUrl, requestTimeoutMs: SEED_REQUEST_TIMEOUT_MS, maxRetries: SEED_MAX_RETRIES },
+    { ns: new URL(seedUrl).host, url: seedUrl, requestTimeoutMs: SEED_REQUEST_TIMEOUT_MS, maxRetries: SEED_MAX_RETRIES, role: 'seed' },
     { logger: c.logger, metrics: c.metrics, bearer: c.bearer },
   )
   const forNs = (ns: string): ManifestUpstream & UpstreamBlobs => ({

@@ -4,8 +4,8 @@ import { UpstreamProtocolError } from './errors.js'
 import type { ResponseBody } from './transport.js'
 
 export interface BlobBodyInit {
-  /** Upstream name, for messages. */
-  ns: string
+  /** The remote as messages name it: `upstream docker.io`, `seed 10.0.0.5:5000`. */
+  who: string
   /** Leading bytes to drop (an upstream that ignored the Range). */
   skip: number
   /** Bytes the stream must emit after the skip; fewer or more is an error. */
@@ -69,7 +69,7 @@ export class BlobBodyStream extends Readable {
         if (this.destroyed) return
         if (next.done === true) {
           if (this.#remaining !== 0 || this.#skip !== 0) {
-            throw new UpstreamProtocolError(`upstream ${this.#init.ns} ended the blob ${this.#remaining + this.#skip} bytes early`)
+            throw new UpstreamProtocolError(`${this.#init.who} ended the blob ${this.#remaining + this.#skip} bytes early`)
           }
           this.push(null)
           return
@@ -82,7 +82,7 @@ export class BlobBodyStream extends Readable {
           chunk = chunk.subarray(dropped)
           if (chunk.byteLength === 0) continue
         }
-        if (chunk.byteLength > this.#remaining) throw new UpstreamProtocolError(`upstream ${this.#init.ns} sent more blob bytes than it declared`)
+        if (chunk.byteLength > this.#remaining) throw new UpstreamProtocolError(`${this.#init.who} sent more blob bytes than it declared`)
         this.#remaining -= chunk.byteLength
         if (!this.push(chunk)) return
       }
@@ -98,13 +98,13 @@ export class BlobBodyStream extends Readable {
     const signal = this.#init.signal
     if (signal?.aborted === true && err === signal.reason) return err as Error
     if (err instanceof PollenError) return err
-    return new UpstreamUnavailableError(`upstream ${this.#init.ns} broke off the blob body`, { cause: err })
+    return new UpstreamUnavailableError(`${this.#init.who} broke off the blob body`, { cause: err })
   }
 
   #arm(): void {
-    const { idleTimeoutMs, ns } = this.#init
+    const { idleTimeoutMs, who } = this.#init
     this.#idle = setTimeout(() => {
-      this.#source.destroy(new UpstreamUnavailableError(`upstream ${ns} sent no blob bytes for ${idleTimeoutMs} ms`))
+      this.#source.destroy(new UpstreamUnavailableError(`${who} sent no blob bytes for ${idleTimeoutMs} ms`))
     }, idleTimeoutMs)
   }
 

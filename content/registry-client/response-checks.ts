@@ -8,14 +8,14 @@ import { headerValue, parseLength, type Response } from './transport.js'
 /** Checks of an upstream's successful answers: a 206's Content-Range, a manifest's digests. */
 
 /** The total size from a 206 answer to `bytes=<offset>-`; throws UpstreamProtocolError when it does not cover [offset, end]. */
-export function partialSize(res: Response, offset: number): number {
+export function partialSize(res: Response, offset: number, who = 'upstream'): number {
   const header = headerValue(res.headers, 'content-range') ?? ''
   const m = /^bytes (\d{1,16})-(\d{1,16})\/(\d{1,16})$/.exec(header.trim())
   const [start, end, size] = m === null ? [] : [Number(m[1]), Number(m[2]), Number(m[3])]
   const length = parseLength(headerValue(res.headers, 'content-length'))
   if (start !== offset || end === undefined || size === undefined || end !== size - 1 || (length !== undefined && length !== size - offset)) {
     res.body.destroy()
-    throw new UpstreamProtocolError(`upstream answered Range ${`bytes=${offset}-`} with Content-Range "${header.slice(0, 80).replace(/[^\x20-\x7e]/g, '?')}"`)
+    throw new UpstreamProtocolError(`${who} answered Range ${`bytes=${offset}-`} with Content-Range "${header.slice(0, 80).replace(/[^\x20-\x7e]/g, '?')}"`)
   }
   return size
 }

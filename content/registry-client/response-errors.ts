@@ -15,7 +15,8 @@ import { headerValue, readPrefix, type Response } from './transport.js'
 
 /** What a request was about, for error messages. */
 export interface Subject {
-  ns: string
+  /** The remote as messages name it: `upstream docker.io`, `seed 10.0.0.5:5000`. */
+  who: string
   kind: 'manifest' | 'blob'
   repo: string
   /** The tag or digest. */
@@ -38,19 +39,19 @@ export async function responseError(res: Response, s: Subject): Promise<Error> {
     case 404:
       return s.kind === 'manifest' ? new ManifestUnknownError(s.ref) : new BlobUnknownError(s.ref)
     case 401:
-      return new UpstreamUnauthorizedError(`upstream ${s.ns} refused ${what} (401${detail})`)
+      return new UpstreamUnauthorizedError(`${s.who} refused ${what} (401${detail})`)
     case 403:
-      return new UpstreamDeniedError(`upstream ${s.ns} denied access to ${what}${detail}`)
+      return new UpstreamDeniedError(`${s.who} denied access to ${what}${detail}`)
     case 429:
       return new RetryableError(
-        new UpstreamRateLimitedError(`upstream ${s.ns} is rate limiting requests${detail}`),
+        new UpstreamRateLimitedError(`${s.who} is rate limiting requests${detail}`),
         parseRetryAfter(headerValue(res.headers, 'retry-after')),
       )
     case 408:
-      return new RetryableError(new UpstreamUnavailableError(`upstream ${s.ns} timed out the request for ${what}`))
+      return new RetryableError(new UpstreamUnavailableError(`${s.who} timed out the request for ${what}`))
   }
-  if (res.status >= 500) return new RetryableError(new UpstreamUnavailableError(`upstream ${s.ns} answered ${res.status} for ${what}${detail}`))
-  return new UpstreamRejectedError(res.status, upstream?.code, `upstream ${s.ns} answered ${res.status} for ${what}${detail}`)
+  if (res.status >= 500) return new RetryableError(new UpstreamUnavailableError(`${s.who} answered ${res.status} for ${what}${detail}`))
+  return new UpstreamRejectedError(res.status, upstream?.code, `${s.who} answered ${res.status} for ${what}${detail}`)
 }
 
 /** The first error of an OCI `{"errors":[…]}` body: its code and a short printable, redacted message. */

@@ -55,15 +55,25 @@ describe('UpstreamRegistry as the agent\'s client of its seed (with a bearer)', 
       sendOciError(res, 401, 'UNAUTHORIZED', 'admission token has expired', { 'www-authenticate': 'Bearer realm="http://seed/v1/admission",service="pollen"' })
     })
     cleanup.push(() => seed.close())
-    const up = new UpstreamRegistry({ ns: seed.host, url: seed.url }, { logger, bearer: () => 'tok', sleep: async () => {} })
+    const up = new UpstreamRegistry({ ns: seed.host, url: seed.url, role: 'seed' }, { logger, bearer: () => 'tok', sleep: async () => {} })
     cleanup.push(() => up.close())
     const err = await failure(up.getManifest('library/app', 'latest'))
     expect(err.ociCode).toBe('UNAUTHORIZED')
-    expect(err.message).toBe(`${seed.host} refused library/app with its admission token: admission token has expired`)
+    expect(err.message).toBe(`seed ${seed.host} refused library/app with its admission token: admission token has expired`)
     expect(seen).toEqual(['/v2/library/app/manifests/latest Bearer tok'])
     const anonymous = new UpstreamRegistry({ ns: seed.host, url: seed.url }, { logger, bearer: () => undefined, sleep: async () => {} })
     cleanup.push(() => anonymous.close())
     expect((await failure(anonymous.getManifest('library/app', 'latest'))).message).toMatch(/no admission token \(is this agent enrolled\?\)/)
+  })
+
+  it('names the seed, not an upstream, in its errors', async () => {
+    const seed = await startServer((_req, res) => sendOciError(res, 503, 'UNAVAILABLE', 'overloaded'))
+    cleanup.push(() => seed.close())
+    const { up } = client(seed, { role: 'seed', maxRetries: 0 })
+    const err = await failure(up.openBlob('library/app', MANIFEST_DIGEST))
+    expect(err.message).toMatch(new RegExp(`^seed ${seed.host.replace(/\./g, '\\.')} `))
+    const plain = client(seed, { maxRetries: 0 }).up
+    expect((await failure(plain.openBlob('library/app', MANIFEST_DIGEST))).message).toMatch(/^upstream /)
   })
 
   it('keeps its admission token out of errors even when the seed echoes it', async () => {

@@ -47,6 +47,8 @@ export interface UpstreamInit {
   maxRetries?: number
   /** Longest `Retry-After` waited out; a longer one fails with UpstreamRateLimitedError at once. */
   maxRetryAfterMs?: number
+  /** What errors call this remote: `upstream <ns>` (default), or `seed <ns>` for an agent's client of its seed. */
+  role?: 'upstream' | 'seed'
 }
 
 export interface UpstreamMetrics {
@@ -100,6 +102,8 @@ function nsQuery(ns: string | undefined): string {
  */
 export class UpstreamRegistry {
   readonly ns: string
+  /** `upstream <ns>` or `seed <ns>`, for messages. */
+  readonly #who: string
   readonly #url: URL
   readonly #logger: Logger
   readonly #metrics: UpstreamMetrics | undefined
@@ -122,6 +126,7 @@ export class UpstreamRegistry {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TypeError(`upstream ${init.ns}: URL must be http or https`)
     if (url.username !== '' || url.password !== '') throw new TypeError(`upstream ${init.ns}: URL must not carry credentials`)
     this.ns = init.ns
+    this.#who = `${init.role ?? 'upstream'} ${init.ns}`
     this.#url = url
     this.#logger = components.logger
     this.#metrics = components.metrics
@@ -162,7 +167,7 @@ export class UpstreamRegistry {
       const res = await this.#exchange(method, `/v2/${name}/manifests/${reference}${nsQuery(opts.ns)}`, { accept: opts.accept ?? MANIFEST_ACCEPT }, subject, signal)
       if (res.status !== 200) throw await responseError(res, subject)
       const length = parseLength(headerValue(res.headers, 'content-length'))
-      const tooLarge = (): ManifestInvalidError => new ManifestInvalidError(`upstream ${this.ns} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes`)
+      const tooLarge = (): ManifestInvalidError => new ManifestInvalidError(`${this.#who} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes`)
       if (length !== undefined && length > MAX_MANIFEST_BYTES) {
         res.body.destroy()
         throw tooLarge()
@@ -170,7 +175,7 @@ export class UpstreamRegistry {
       let bytes: Buffer = Buffer.alloc(0)
       if (method === 'HEAD') {
         await discard(res.body)
-        if (length === undefined) throw new UpstreamProtocolError(`upstream ${this.ns} answered a manifest HEAD without Content-Length`)
+        if (length === undefined) throw new UpstreamProtocolError(`${this.#who} answered a manifest HEAD without Content-Length`)
       } else {
         const read = await readBounded(res.body, MAX_MANIFEST_BYTES, (n) => this.#metrics?.bytes(this.ns, n))
         if (read === undefined) throw tooLarge()
@@ -209,7 +214,7 @@ export class UpstreamRegistry {
           throw new RangeNotSatisfiableError(range, size)
         }
       } else if (res.status === 206) {
-        size = partialSize(res, offset)
+        size = partialSize(res, offset, this.#who)
       } else if (res.status === 416) {
         await discard(res.body)
         const total = /^bytes \*\/(\d{1,16})$/.exec(headerValue(res.headers, 'content-range') ?? '')?.[1]
@@ -219,10 +224,10 @@ export class UpstreamRegistry {
       }
       if (size === undefined) {
         await discard(res.body)
-        throw new UpstreamProtocolError(`upstream ${this.ns} answered blob ${d.value} with status ${res.status} but no usable length`)
+        throw new UpstreamProtocolError(`${this.#who} answered blob ${d.value} with status ${res.status} but no usable length`)
       }
       const stream = new BlobBodyStream(res.body, {
-        ns: this.ns,
+        who: this.#who,
         skip: res.status === 200 ? offset : 0,
         length: size - offset,
         idleTimeoutMs: this.#bodyIdleTimeoutMs,
@@ -243,7 +248,7 @@ export class UpstreamRegistry {
       if (res.status !== 200) throw await responseError(res, subject)
       await discard(res.body)
       const size = parseLength(headerValue(res.headers, 'content-length'))
-      if (size === undefined) throw new UpstreamProtocolError(`upstream ${this.ns} answered a blob HEAD without Content-Length`)
+      if (size === undefined) throw new UpstreamProtocolError(`${this.#who} answered a blob HEAD without Content-Length`)
       return { size }
     })
   }
@@ -254,7 +259,7 @@ export class UpstreamRegistry {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      this.#lifetime.abort(new UpstreamUnavailableError(`upstream ${this.ns} client is closed`))
+      this.#lifetime.abort(new UpstreamUnavailableError(`${this.#who} client is closed`))
       if (this.#ownsDispatcher) await this.#dispatcher.close()
     })()
     return this.#closing
@@ -272,7 +277,7 @@ export class UpstreamRegistry {
     for (let retry = 0; ; retry++) {
       outer.throwIfAborted()
       const deadline = new AbortController()
-      const timer = setTimeout(() => deadline.abort(new UpstreamUnavailableError(`upstream ${this.ns} did not answer within ${this.#requestTimeoutMs} ms`)), this.#requestTimeoutMs)
+      const timer = setTimeout(() => deadline.abort(new UpstreamUnavailableError(`${this.#who} did not answer within ${this.#requestTimeoutMs} ms`)), this.#requestTimeoutMs)
       const signal = AbortSignal.any([outer, deadline.signal])
       let failure: RetryableError
       try {
@@ -285,7 +290,7 @@ export class UpstreamRegistry {
       }
       const waitMs = failure.retryAfterMs ?? backoffDelay(retry)
       if (waitMs > this.#maxRetryAfterMs && failure.retryAfterMs !== undefined) {
-        throw new UpstreamRateLimitedError(`upstream ${this.ns} asks to wait ${Math.ceil(waitMs / 1000)} s, longer than the ${this.#maxRetryAfterMs / 1000} s this seed waits`)
+        throw new UpstreamRateLimitedError(`${this.#who} asks to wait ${Math.ceil(waitMs / 1000)} s, longer than the ${this.#maxRetryAfterMs / 1000} s this seed waits`)
       }
       if (retry >= this.#maxRetries) throw failure.final
       this.#logger.debug({ retry: retry + 1, waitMs, err: failure.final.message }, 'retrying upstream request')
@@ -304,7 +309,7 @@ export class UpstreamRegistry {
     this.#count('error')
     const code = (err as { code?: unknown } | null)?.code
     const what = typeof code === 'string' && /^[A-Z_]{1,40}$/.test(code) ? `: ${code}` : ''
-    return new RetryableError(new UpstreamUnavailableError(`upstream ${this.ns} is unreachable${what}`, { cause: err }))
+    return new RetryableError(new UpstreamUnavailableError(`${this.#who} is unreachable${what}`, { cause: err }))
   }
 
   /**
@@ -336,7 +341,7 @@ export class UpstreamRegistry {
         const reason = pickChallenge(challenge)?.params.get('error')
         const why = reason !== undefined && /^[a-z_]{1,40}$/.test(reason) ? ` (${reason})` : ''
         const as = this.#auth.hasCredentials ? 'the configured credentials' : 'anonymous access'
-        throw new UpstreamUnauthorizedError(`upstream ${this.ns} refused ${s.repo} with ${as}${why}`)
+        throw new UpstreamUnauthorizedError(`${this.#who} refused ${s.repo} with ${as}${why}`)
       }
       authorization = await this.#auth.answer(challenge, scope, authorization, signal)
     }
@@ -356,7 +361,7 @@ export class UpstreamRegistry {
       /* not OCI error JSON */
     }
     const held = this.#bearer?.() === undefined ? 'no admission token (is this agent enrolled?)' : 'its admission token'
-    return new UpstreamUnauthorizedError(`${this.ns} refused ${s.repo} with ${held}${message}`)
+    return new UpstreamUnauthorizedError(`${this.#who} refused ${s.repo} with ${held}${message}`)
   }
 
   #bearerHeader(): string | undefined {
@@ -365,7 +370,7 @@ export class UpstreamRegistry {
   }
 
   #subject(kind: Subject['kind'], repo: string, ref: string): Subject {
-    return { ns: this.ns, kind, repo, ref, redact: (text) => this.#redact(text) }
+    return { who: this.#who, kind, repo, ref, redact: (text) => this.#redact(text) }
   }
 
   /** `text` without this client's credentials, cached tokens and bearer (the agent's admission token). */
