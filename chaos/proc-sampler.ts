@@ -19,6 +19,8 @@ export interface ProcSample {
   externalBytes?: number
   /** nodejs_heap_size_total_bytes (what V8 has committed for its heap), when /metrics answered. */
   heapTotalBytes?: number
+  /** Major (mark-compact) GCs so far, nodejs_gc_duration_seconds_count{kind="major"}, when /metrics answered. */
+  majorGcs?: number
 }
 
 /** A process to watch; `pid()` is undefined while it is down. */
@@ -39,16 +41,21 @@ export async function readRss(pid: number): Promise<number> {
 }
 
 /** The V8 heap figures from a Pollen process's /metrics; empty when it does not answer. */
-export async function readHeap(opsUrl: string): Promise<{ heapUsedBytes?: number; externalBytes?: number; heapTotalBytes?: number }> {
+export async function readHeap(opsUrl: string): Promise<Pick<ProcSample, 'heapUsedBytes' | 'externalBytes' | 'heapTotalBytes' | 'majorGcs'>> {
   try {
     const res = await request(`${opsUrl}/metrics`, { signal: AbortSignal.timeout(2_000) })
     const text = await res.body.text()
     if (res.statusCode !== 200) return {}
-    const value = (name: string): number | undefined => {
-      const m = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)$`, 'm').exec(text)
+    const value = (name: string, labels = '(?:\\{[^}]*\\})?'): number | undefined => {
+      const m = new RegExp(`^${name}${labels}\\s+(\\S+)$`, 'm').exec(text)
       return m === null ? undefined : Number(m[1])
     }
-    return { heapUsedBytes: value('nodejs_heap_size_used_bytes'), externalBytes: value('nodejs_external_memory_bytes'), heapTotalBytes: value('nodejs_heap_size_total_bytes') }
+    return {
+      heapUsedBytes: value('nodejs_heap_size_used_bytes'),
+      externalBytes: value('nodejs_external_memory_bytes'),
+      heapTotalBytes: value('nodejs_heap_size_total_bytes'),
+      majorGcs: value('nodejs_gc_duration_seconds_count', '\\{kind="major"\\}'),
+    }
   } catch {
     return {}
   }

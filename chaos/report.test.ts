@@ -82,4 +82,23 @@ describe('the soak verdict', () => {
     expect(verdict.trends[0]!.rss.slope).toBeGreaterThan(MAX_RSS_SLOPE_MIB_PER_HOUR)
     expect(verdict.reasons).toEqual(['1 of 100 requests failed'])
   })
+
+  it('reads RSS right after major GCs when the process reports them, so a slow sawtooth over a flat floor passes and a rising floor fails', () => {
+    /** Old space fills for `periodS` seconds, then a major GC brings RSS back to `floor(h)`. */
+    const sawtooth = (floor: (h: number) => number, periodS: number): ProcSample[] =>
+      samples(() => 0, () => 80).map((s) => {
+        const sinceGc = (s.atMs / 1_000) % periodS
+        const gcs = Math.floor(s.atMs / 1_000 / periodS)
+        return { ...s, rssBytes: (floor(s.atMs / 3_600_000) + sinceGc * 0.8) * MiB, majorGcs: gcs }
+      })
+    // A GC every 150 s: most minutes hold no trough, and their lows sit up to 72 MiB above the floor.
+    const flat = judge(result({ seed: sawtooth(() => 200, 150) }))
+    expect(flat.trends[0]!.afterMajorGc).toBeGreaterThan(0)
+    expect(flat.trends[0]!.afterMajorGc).toBeLessThan(flat.trends[0]!.samples / 10)
+    expect(flat.trends[0]!.rss.slope).toBeCloseTo(0, 5)
+    expect(flat.pass).toBe(true)
+    const leaking = judge(result({ seed: sawtooth((h) => 200 + 100 * h, 150) }))
+    expect(leaking.trends[0]!.rss.slope).toBeGreaterThan(90)
+    expect(leaking.pass).toBe(false)
+  })
 })

@@ -17,6 +17,12 @@ export interface ProcessTrend {
   /** Samples in the slope window. */
   samples: number
   /**
+   * Of those, the ones taken within one sampling period after a major GC, through whose
+   * per-minute lows RSS and heap are fitted; undefined when the process does not report its
+   * GCs (then every sample's minute low is used).
+   */
+  afterMajorGc: number | undefined
+  /**
    * MiB per hour through the per-minute floors: Theil–Sen (robust to a minute without a GC
    * trough) for a process that lived through the window, least squares with one intercept
    * per life for a restarted one.
@@ -60,9 +66,10 @@ export interface SoakVerdict {
  * Judges a soak: it passes when no request failed, every byte received verified, every
  * killed agent came back, every process's fd slope (least squares over the samples after
  * SLOPE_WINDOW_START of the run, one intercept per incarnation) and the RSS slope of every
- * process that lived through that window (least squares through its per-minute floors) are at
- * most the thresholds (Theil–Sen, robust to a minute that had no GC trough). A slope that
- * cannot be computed (too few samples) does not fail the run.
+ * process that lived through that window are at most the thresholds. The RSS slope is
+ * Theil–Sen through per-minute lows, taken among the samples right after a major GC where the
+ * process reports its GCs (V8's troughs), else among all samples. A slope that cannot be
+ * computed (too few samples) does not fail the run.
  */
 export function judge(result: SoakResult): SoakVerdict {
   const windowStartMs = result.ranMs * SLOPE_WINDOW_START
@@ -93,18 +100,24 @@ function trendOf(name: string, samples: ProcSample[]): ProcessTrend {
       return value === undefined ? [] : [{ x: s.atMs / HOUR_MS, y: value }]
     }))
   const rssJudged = byIncarnation.size === 1
-  const floorsOf = (all: Point[][]): Point[][] => all.map((points) => floors(points, FLOOR_WIDTH_MS / HOUR_MS))
+  // V8's old space is a sawtooth whose period can exceed a minute on a busy process: a minute
+  // without a major GC has no trough, only a point on the way up. Where the process reports its
+  // major GCs, RSS and heap are read in the samples right after one.
+  const troughs = afterMajorGc(byIncarnation)
+  const floorsOf = (all: Point[][]): Point[][] => all.map((points) => floors(points, FLOOR_WIDTH_MS / HOUR_MS, troughs === undefined ? 0.5 : 0))
   const fit = (all: Point[][]): SlopeFit => (rssJudged ? theilSen(all[0] ?? []) : pooledSlope(all))
-  const rss = fit(floorsOf(series((s) => s.rssBytes / MiB)))
+  const atTroughs = (y: (s: ProcSample) => number | undefined) => series((s) => (troughs === undefined || troughs.has(s) ? y(s) : undefined))
+  const rss = fit(floorsOf(atTroughs((s) => s.rssBytes / MiB)))
   const fds = pooledSlope(series((s) => s.fds))
-  const heap = fit(floorsOf(series((s) => (s.heapUsedBytes === undefined ? undefined : s.heapUsedBytes / MiB))))
-  const outsideHeap = fit(floorsOf(series((s) => (s.heapTotalBytes === undefined ? undefined : (s.rssBytes - s.heapTotalBytes) / MiB))))
+  const heap = fit(floorsOf(atTroughs((s) => (s.heapUsedBytes === undefined ? undefined : s.heapUsedBytes / MiB))))
+  const outsideHeap = fit(floorsOf(atTroughs((s) => (s.heapTotalBytes === undefined ? undefined : (s.rssBytes - s.heapTotalBytes) / MiB))))
   const last = samples.at(-1)
   const lastHeap = samples.findLast((s) => s.heapUsedBytes !== undefined)?.heapUsedBytes
   return {
     name,
     incarnations: byIncarnation.size,
     samples: samples.length,
+    afterMajorGc: troughs?.size,
     rss,
     rssJudged,
     fds,
@@ -137,13 +150,13 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
   for (const f of result.failures.slice(0, 10)) lines.push(`    failed at ${formatDuration(f.atMs)} via ${f.agent}: ${f.url}: ${f.error}`)
   if (result.failures.length > 10) lines.push(`    … ${c.failures - 10} more (all in the JSON, up to 50)`)
   lines.push('')
-  lines.push(`Trends over the second half (from ${formatDuration(verdict.windowStartMs)}; fds by least squares, one intercept per restart; RSS and heap through each minute's lowest sample, Theil–Sen for a process that lived through it), limits ${verdict.thresholds.rssMiBPerHour} MiB/h RSS and ${verdict.thresholds.fdsPerHour} fds/h:`)
+  lines.push(`Trends over the second half (from ${formatDuration(verdict.windowStartMs)}; fds by least squares, one intercept per restart; RSS and heap through each minute's lowest sample among those taken right after a major GC, Theil–Sen for a process that lived through it), limits ${verdict.thresholds.rssMiBPerHour} MiB/h RSS and ${verdict.thresholds.fdsPerHour} fds/h:`)
   lines.push('  RSS is judged for processes that lived through the whole window (the seed, and agent 1, which is never killed); a restarted agent is warming up.')
-  const rows = [['', 'samples', 'RSS now', 'RSS peak', 'RSS slope', '', 'fds now', 'fd slope', '', 'V8 heap now', 'heap slope (info)', 'RSS outside V8 heap slope (info)']]
+  const rows = [['', 'samples (after a major GC)', 'RSS now', 'RSS peak', 'RSS slope', '', 'fds now', 'fd slope', '', 'V8 heap now', 'heap slope (info)', 'RSS outside V8 heap slope (info)']]
   for (const t of verdict.trends) {
     rows.push([
       t.name + (t.incarnations > 1 ? ` (${t.incarnations} lives)` : ''),
-      String(t.samples),
+      `${t.samples}${t.afterMajorGc === undefined ? '' : ` (${t.afterMajorGc})`}`,
       `${t.rssNowMiB.toFixed(0)} MiB`,
       `${t.rssPeakMiB.toFixed(0)} MiB`,
       `${signed(t.rss.slope)}${plusMinus(t.rss)} MiB/h`,
@@ -171,6 +184,25 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
   lines.push(`${c.failures === 0 && c.requests > 0 ? 'OK  ' : 'FAIL'} requests: ${c.failures} of ${c.requests} failed; ${formatSize(c.bytesVerified)} verified`)
   lines.push(verdict.pass ? 'PASS: no failed request, no process over a slope limit.' : `FAIL: ${verdict.reasons.join('; ')}`)
   return lines.join('\n')
+}
+
+/**
+ * The samples taken right after a major GC: those whose major-GC count is higher than the
+ * sample before in the same life. Undefined when no sample carries the count.
+ */
+function afterMajorGc(byIncarnation: Map<number, ProcSample[]>): Set<ProcSample> | undefined {
+  const out = new Set<ProcSample>()
+  let reported = false
+  for (const list of byIncarnation.values()) {
+    let before: number | undefined
+    for (const s of list) {
+      if (s.majorGcs === undefined) continue
+      reported = true
+      if (before !== undefined && s.majorGcs > before) out.add(s)
+      before = s.majorGcs
+    }
+  }
+  return reported ? out : undefined
 }
 
 function signed(n: number): string {

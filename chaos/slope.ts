@@ -61,10 +61,11 @@ function mean(values: number[]): number {
 /**
  * The lowest y in each bucket of `width` along x, at the bucket's middle. A heap or RSS sampled
  * every few seconds is a GC sawtooth; its troughs are what the process keeps alive, so a leak
- * raises them while a busy minute only raises the peaks. A bucket with fewer than half the
- * samples of a typical one (the run's or a life's first or last seconds) holds no trough: left out.
+ * raises them while a busy minute only raises the peaks. A bucket with fewer than `minShare` of
+ * the samples of a typical one (the run's or a life's first or last seconds) holds no trough:
+ * left out. Pass 0 for points that are all troughs already (samples right after a major GC).
  */
-export function floors(points: readonly Point[], width: number): Point[] {
+export function floors(points: readonly Point[], width: number, minShare = 0.5): Point[] {
   const byBucket = new Map<number, { low: number; n: number }>()
   for (const p of points) {
     const bucket = Math.floor(p.x / width)
@@ -78,7 +79,7 @@ export function floors(points: readonly Point[], width: number): Point[] {
   const counts = [...byBucket.values()].map((b) => b.n).sort((x, y) => x - y)
   const typical = counts[Math.floor(counts.length / 2)] ?? 0
   return [...byBucket.entries()]
-    .filter(([, b]) => b.n * 2 >= typical)
+    .filter(([, b]) => b.n >= typical * minShare)
     .sort(([x], [y]) => x - y)
     .map(([bucket, b]) => ({ x: (bucket + 0.5) * width, y: b.low }))
 }
