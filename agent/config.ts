@@ -1,8 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 export { ConfigError } from '../protocol/config-values.js'
-import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, sizeFlag, wholeNumberFlag, type HostPort } from '../protocol/config-values.js'
+import { ConfigError, durationFlag, fractionFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, sizeFlag, wholeNumberFlag, type HostPort } from '../protocol/config-values.js'
 import { mergeSources, withOrigins, type ConfigSources, type Merged, type Origins, type SourceRules } from '../protocol/config-sources.js'
-import { DEFAULT_TAG_TTL_MS } from '../content/constants.js'
+import { DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK, DEFAULT_TAG_TTL_MS } from '../content/constants.js'
 import { isLoopbackHost } from '../protocol/loopback.js'
 import { DEFAULT_CACHE_SIZE, DEFAULT_DATA_DIR, DEFAULT_HOSTS_DIR, DEFAULT_LISTEN, DEFAULT_MAX_UPLOADS, DEFAULT_NS, DEFAULT_P2P_LISTEN } from './constants.js'
 
@@ -227,8 +227,8 @@ function agentConfig(values: Values): AgentConfig {
   }
   const cacheSize = sizeFlag('cache-size', str('cache-size') ?? DEFAULT_CACHE_SIZE)
   if (cacheSize <= 0) throw new ConfigError('cache-size', 'must be larger than 0')
-  const highWatermark = fraction('cache-high-watermark', str('cache-high-watermark'), 0.85)
-  const lowWatermark = fraction('cache-low-watermark', str('cache-low-watermark'), 0.7)
+  const highWatermark = fractionFlag('cache-high-watermark', str('cache-high-watermark'), DEFAULT_HIGH_WATERMARK)
+  const lowWatermark = fractionFlag('cache-low-watermark', str('cache-low-watermark'), DEFAULT_LOW_WATERMARK)
   if (lowWatermark >= highWatermark) throw new ConfigError('cache-low-watermark', 'must be below --cache-high-watermark')
   const logLevel = logLevelFlag(str('log-level') ?? 'info')
   const metrics = str('metrics-listen')
@@ -267,13 +267,6 @@ function agentConfig(values: Values): AgentConfig {
 function fileFlag(key: string, value: string | undefined): string | undefined {
   if (value === '') throw new ConfigError(key, 'give a file path')
   return value
-}
-
-function fraction(key: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  const n = Number(value)
-  if (!(n > 0 && n <= 1)) throw new ConfigError(key, `"${value}" must be a fraction in (0, 1]`)
-  return n
 }
 
 function p2pConfig(values: Values, hasSeed: boolean): P2PConfig {

@@ -11,6 +11,12 @@ export const DEFAULT_AGENTS = 4
  * under the low watermark.
  */
 export const DEFAULT_CACHE_SIZE = '12MiB'
+/**
+ * The seed's --cache-size. Every rollout pushes new versions (≈ 100 MiB of new content a
+ * minute in a 30-min soak), so without a limit the seed's store, index and per-blob state
+ * would only grow; with 256 MiB the seed evicts every few minutes, as a long-running seed does.
+ */
+export const SEED_CACHE_SIZE = '256MiB'
 
 /** Generated images: repositories chaos/app-a, chaos/app-b, … */
 export const IMAGES = 3

@@ -10,6 +10,7 @@ import { freePort } from '../test/helpers/free-port.js'
 import { startAgentProcess, startSeedProcess, type AgentProcess, type PollenProcess, type SeedProcess } from '../test/helpers/pollen-process.js'
 import { seedArgsFor } from '../test/helpers/pollen-stack.js'
 import { startRegistry, type RunningRegistry } from '../test/helpers/registry.js'
+import { SEED_CACHE_SIZE } from './constants.js'
 import type { Watched } from './proc-sampler.js'
 import { agentDispatcher } from './pull.js'
 
@@ -76,7 +77,7 @@ export class Fleet {
   /** Starts the registry, the seed and `agents` agents; throws (leaving what started for stop()) on failure. */
   async start(agents: number): Promise<void> {
     this.registry = await startRegistry({ logLevel: 'warn' })
-    this.seed = await startSeedProcess(seedArgsFor(this.registry, join(this.#work, 'seed')))
+    this.seed = await startSeedProcess(seedArgsFor(this.registry, join(this.#work, 'seed'), undefined, ['--cache-size', SEED_CACHE_SIZE]))
     for (let i = 0; i < agents; i++) {
       const slot = new AgentSlot(`agent ${i + 1}`, join(this.#work, `agent-${i + 1}`), await freePort(), await freePort())
       this.agents.push(slot)

@@ -17,6 +17,7 @@ import {
   MIN_SAMPLE_INTERVAL_MS,
   PAUSE_MAX_MS,
   SAMPLES_PER_RUN,
+  SEED_CACHE_SIZE,
 } from './constants.js'
 import { Fleet, type AgentSlot, type LogTally } from './fleet.js'
 import { ImageSuite, type ImageVersion } from './images.js'
@@ -84,7 +85,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   })
   let sampler: ProcSampler | undefined
   try {
-    log(`starting a docker-registry, a seed and ${options.agents} agents (cache ${formatSize(options.cacheSizeBytes)} each) in ${work}`)
+    log(`starting a docker-registry, a seed (cache ${SEED_CACHE_SIZE}) and ${options.agents} agents (cache ${formatSize(options.cacheSizeBytes)} each) in ${work}`)
     await fleet.start(options.agents)
     const startedAt = Date.now()
     sampler = new ProcSampler([fleet.seedWatch(), ...fleet.agents], startedAt)

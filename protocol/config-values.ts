@@ -50,6 +50,14 @@ export function sizeFlag(key: string, value: string): number {
   return asConfigError(key, () => parseSize(value))
 }
 
+/** A fraction in (0, 1]; `fallback` when not given. Throws ConfigError. */
+export function fractionFlag(key: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!(n > 0 && n <= 1)) throw new ConfigError(key, `"${value}" must be a fraction in (0, 1]`)
+  return n
+}
+
 /** A whole number of at least `min`, written in decimal digits. Throws ConfigError. */
 export function wholeNumberFlag(key: string, value: string, min = 0): number {
   const n = Number(value)

@@ -11,6 +11,18 @@ describe('parseSeedArgs', () => {
     expect(() => parseSeedArgs(['--fanout-children', '0'])).toThrow(/fanout-children.*at least 1/)
   })
 
+  it('reads a cache limit with its watermarks, and runs without one by default', () => {
+    const config = parseSeedArgs(['--cache-size', '2GiB', '--cache-high-watermark', '0.9'])
+    if (config === 'help') throw new Error('unexpected help')
+    expect(config.cache).toEqual({ sizeBytes: 2 * 1024 ** 3, highWatermark: 0.9, lowWatermark: 0.7 })
+    expect((parseSeedArgs([]) as { cache?: unknown }).cache).toBeUndefined()
+    expect(() => parseSeedArgs(['--cache-size', '0'])).toThrow(/cache-size.*larger than 0/)
+    expect(() => parseSeedArgs(['--cache-size', 'lots'])).toThrow(/cache-size/)
+    expect(() => parseSeedArgs(['--cache-low-watermark', '0.5'])).toThrow(/cache-low-watermark.*needs --cache-size/)
+    expect(() => parseSeedArgs(['--cache-size', '1GiB', '--cache-low-watermark', '0.9'])).toThrow(/must be below --cache-high-watermark/)
+    expect(() => parseSeedArgs(['--cache-size', '1GiB', '--cache-high-watermark', '1.5'])).toThrow(/fraction/)
+  })
+
   it('applies the embedded defaults when no flag is given', () => {
     expect(parseSeedArgs([])).toEqual({
       listen: { host: '127.0.0.1', port: 5000 },

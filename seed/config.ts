@@ -4,7 +4,8 @@ export { ConfigError, parseHostPort } from '../protocol/config-values.js'
 export { DEFAULT_AUDIENCE, DEFAULT_ISSUER } from './constants.js'
 export { SEED_HELP } from './help.js'
 import { DEFAULT_TOKEN_LIFETIME_S, MAX_SCOPE_PATTERNS, MAX_TOKEN_LIFETIME_S, ScopePatternInvalidError, parseScopePattern } from '../protocol/admission.js'
-import { ConfigError, durationFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, wholeNumberFlag, type HostPort } from '../protocol/config-values.js'
+import { ConfigError, durationFlag, fractionFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, sizeFlag, wholeNumberFlag, type HostPort } from '../protocol/config-values.js'
+import { DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK } from '../content/constants.js'
 import { isLoopbackHost } from '../protocol/loopback.js'
 import { mergeSources, withOrigins, type ConfigSources, type Origins } from '../protocol/config-sources.js'
 import { looksLikeSecret } from './admission/audit-log.js'
@@ -20,6 +21,14 @@ export interface UpstreamConfig {
   url: string
   /** Hosts besides the upstream's own that may act as its token realm. */
   realmHosts: string[]
+}
+
+export interface CacheLimit {
+  sizeBytes: number
+  /** Eviction starts above this fraction of sizeBytes… */
+  highWatermark: number
+  /** …and removes least recently used blobs until the cache is under this one. */
+  lowWatermark: number
 }
 
 export interface SeedConfig {
@@ -58,6 +67,8 @@ export interface SeedConfig {
   fanoutDirect: number
   /** Followers each agent serves at once during a rollout. */
   fanoutChildren: number
+  /** The content cache's capacity and eviction watermarks; undefined: no limit (the cache grows with what agents pull). */
+  cache?: CacheLimit
 }
 
 export interface OidcConfig {
@@ -169,6 +180,7 @@ function seedConfig(values: ServeValues): SeedConfig {
     requireAdmission: values['anonymous-pulls'] !== true,
     fanoutDirect: values['fanout-direct'] === undefined ? DEFAULT_FANOUT_DIRECT : wholeNumberFlag('fanout-direct', values['fanout-direct']),
     fanoutChildren: values['fanout-children'] === undefined ? DEFAULT_FANOUT_CHILDREN : wholeNumberFlag('fanout-children', values['fanout-children'], 1),
+    ...cacheFlags(values),
     ...oidcFlags(values),
   }
 }
@@ -198,6 +210,9 @@ export const SERVE_OPTIONS = {
   'oidc-subject': { type: 'string', multiple: true },
   'fanout-direct': { type: 'string' },
   'fanout-children': { type: 'string' },
+  'cache-size': { type: 'string' },
+  'cache-high-watermark': { type: 'string' },
+  'cache-low-watermark': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options
 
@@ -320,6 +335,23 @@ function scopeFlag(values: string[] | undefined, key = 'scope', fallback: readon
 }
 
 type ServeValues = ReturnType<typeof parse<typeof SERVE_OPTIONS>>['values']
+
+/** `--cache-size` with its watermarks; the watermarks alone are refused, since they would do nothing. */
+function cacheFlags(values: ServeValues): { cache?: CacheLimit } {
+  const size = values['cache-size']
+  if (size === undefined) {
+    for (const key of ['cache-high-watermark', 'cache-low-watermark'] as const) {
+      if (values[key] !== undefined) throw new ConfigError(key, 'needs --cache-size')
+    }
+    return {}
+  }
+  const sizeBytes = sizeFlag('cache-size', size)
+  if (!(sizeBytes > 0)) throw new ConfigError('cache-size', 'must be larger than 0')
+  const highWatermark = fractionFlag('cache-high-watermark', values['cache-high-watermark'], DEFAULT_HIGH_WATERMARK)
+  const lowWatermark = fractionFlag('cache-low-watermark', values['cache-low-watermark'], DEFAULT_LOW_WATERMARK)
+  if (lowWatermark >= highWatermark) throw new ConfigError('cache-low-watermark', 'must be below --cache-high-watermark')
+  return { cache: { sizeBytes, highWatermark, lowWatermark } }
+}
 
 /** The OIDC enrollment flags: issuer, JWKS and audience all or none; scope and subject only with them. */
 function oidcFlags(values: ServeValues): { oidc?: OidcConfig } {

@@ -29,6 +29,11 @@ Options (running the seed):
                               username/password). Never logged, never sent to clients.
   --metrics-listen HOST:PORT  Serve /metrics, /healthz and /readyz here (off by default;
                               /healthz and /readyz are always on --listen too).
+  --cache-size SIZE           Content cache capacity (10GiB, 500MB, bytes; default: no limit).
+                              Least recently used blobs are evicted past it; blobs being read
+                              or filled never are.
+  --cache-high-watermark F    Start evicting above this fraction of --cache-size (default 0.85).
+  --cache-low-watermark F     Evict down to this fraction (default 0.70).
   --tag-ttl DURATION          How long a tag's digest is cached before asking upstream again
                               (default ${DEFAULT_TAG_TTL_MS / 1000}s). The last answer is served when upstream is down.
   --default-ns NS             Registry meant by requests without ?ns= (default docker.io).

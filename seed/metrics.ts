@@ -16,6 +16,9 @@ export interface SeedMetrics {
   inflightFills: Gauge
   fills: Counter<'outcome'>
   cacheBytes: Gauge
+  cacheCapacity: Gauge
+  evictions: Counter
+  evictedBytes: Counter
   dhtPeers: Gauge
   dhtStoreRecords: Gauge
   admissionIssued: Counter<'how'>
@@ -35,6 +38,8 @@ export const SEED_DENIAL_REASONS: ReadonlySet<string> = new Set([
 export interface SeedGaugeSources {
   inflightFills?: () => number
   cacheBytes?: () => number
+  /** --cache-size in bytes; 0 without a limit. */
+  cacheCapacity?: () => number
   dhtPeers?: () => number
   dhtStoreRecords?: () => number
 }
@@ -116,6 +121,16 @@ export function createSeedMetrics(registry: Registry, sources: SeedGaugeSources 
         this.set(sources.cacheBytes?.() ?? 0)
       },
     }),
+    cacheCapacity: new Gauge({
+      name: 'pollen_seed_cache_capacity_bytes',
+      help: 'The content cache capacity (--cache-size) in bytes; 0 when the seed runs without a limit.',
+      registers,
+      collect() {
+        this.set(sources.cacheCapacity?.() ?? 0)
+      },
+    }),
+    evictions: new Counter({ name: 'pollen_seed_evictions_total', help: 'Blobs evicted from the content cache (least recently used first) to stay under --cache-size.', registers }),
+    evictedBytes: new Counter({ name: 'pollen_seed_evicted_bytes_total', help: 'Bytes of the blobs evicted from the content cache.', registers }),
     dhtPeers: new Gauge({
       name: 'pollen_seed_dht_routing_table_peers',
       help: "Peers in the seed's DHT routing table (with admission: admitted peers only).",

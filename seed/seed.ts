@@ -5,6 +5,7 @@ import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { CachingSource } from '../content/caching-source.js'
 import { closeServers, createOpsServer, healthHandler, listen, storeReadiness, type ReadinessCheck } from '../content/ops-server.js'
+import { Evictor } from '../content/evictor.js'
 import { ContentStore } from '../content/store.js'
 import { STALE_AFTER_MS } from './constants.js'
 import type { SeedConfig } from './config.js'
@@ -48,8 +49,22 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
   const { logger } = c
   if (config.requireAdmission && c.admission === undefined) throw new TypeError('startSeed: admission is required but no admission state was given')
   const store = await ContentStore.open({ dir: join(config.dataDir, 'content') }, { logger: logger.child({ component: 'store' }) })
-  const gauges: SeedGaugeSources = { cacheBytes: () => store.bytes }
+  const gauges: SeedGaugeSources = { cacheBytes: () => store.bytes, cacheCapacity: () => config.cache?.sizeBytes ?? 0 }
   const metrics = createSeedMetrics(new Registry(), gauges)
+  const detachEvictor =
+    config.cache === undefined
+      ? () => {}
+      : new Evictor(
+          { maxBytes: config.cache.sizeBytes, highWatermark: config.cache.highWatermark, lowWatermark: config.cache.lowWatermark },
+          {
+            store,
+            logger: logger.child({ component: 'evictor' }),
+            onEvict: (_digest, bytes) => {
+              metrics.evictions.inc()
+              metrics.evictedBytes.inc(bytes)
+            },
+          },
+        ).attach()
   const denied = (reason: string): void => metrics.admissionDenied.inc({ reason: boundedLabel(reason, SEED_DENIAL_REASONS) })
   const upstreams = new Map<string, UpstreamRegistry>()
   for (const u of config.upstreams) {
@@ -158,6 +173,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
       await p2p.stop()
       await c.admission?.close()
       await Promise.all([...upstreams.values()].map((u) => u.close()))
+      detachEvictor()
       await store.close()
     },
   }

@@ -340,6 +340,41 @@ describeWithBinaries(['docker-registry', 'skopeo'], 'seed against a real docker-
       }
     })
   })
+  describe('with --cache-size', () => {
+    it('evicts the least recently used blobs past its capacity and fetches an evicted blob again', async () => {
+      const work = await mkdtemp(join(tmpdir(), 'pollen-e2e-evict-'))
+      const registry = await startRegistry({ auth: { kind: 'htpasswd', users: { [USER.username]: USER.password } } })
+      const image = await buildImage(join(work, 'img'), { layers: [3 * MiB, 3 * MiB, 3 * MiB, 3 * MiB], seed: 'evict' })
+      await pushImage(registry.url, 'team/app', 'v1', image, USER)
+      const creds = await writeCredentials(work, registry.host, USER.username, USER.password)
+      const seed = await startSeed(seedArgs(registry, join(work, 'seed'), creds, ['--cache-size', '8MiB']))
+      try {
+        for (const layer of image.layers) {
+          const res = await get(`${seed.url}/v2/team/app/blobs/${layer.digest}`)
+          expect(res.status).toBe(200)
+          expect(res.body.equals(await readFile(layer.path))).toBe(true)
+        }
+        expect(await seed.metric('pollen_seed_cache_capacity_bytes')).toBe(8 * MiB)
+        // 12 MiB went through an 8 MiB cache: the oldest layers went, down to the low watermark (70 %).
+        const deadline = Date.now() + 10_000
+        while ((await seed.metric('pollen_seed_cache_bytes')) > 0.85 * 8 * MiB && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+        expect(await seed.metric('pollen_seed_cache_bytes')).toBeLessThanOrEqual(0.85 * 8 * MiB)
+        expect(await seed.metric('pollen_seed_evictions_total')).toBeGreaterThanOrEqual(2)
+        expect(await seed.metric('pollen_seed_evicted_bytes_total')).toBeGreaterThanOrEqual(6 * MiB)
+        const upstreamBefore = await seed.metric('pollen_seed_upstream_bytes_total', { registry: registry.host })
+        const first = image.layers[0]!
+        const again = await get(`${seed.url}/v2/team/app/blobs/${first.digest}`)
+        expect(again.status).toBe(200)
+        expect(again.body.equals(await readFile(first.path))).toBe(true)
+        // The evicted layer came from the registry again.
+        expect(await seed.metric('pollen_seed_upstream_bytes_total', { registry: registry.host })).toBeGreaterThanOrEqual(upstreamBefore + first.size)
+      } finally {
+        await seed.stop()
+        await registry.stop()
+        await rm(work, { recursive: true, force: true })
+      }
+    })
+  })
 })
 
 async function listFiles(dir: string): Promise<string[]> {
