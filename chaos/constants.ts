@@ -18,6 +18,14 @@ export const DEFAULT_CACHE_SIZE = '12MiB'
  */
 export const SEED_CACHE_SIZE = '256MiB'
 
+/**
+ * The memory limits of deploy/kubernetes (agent.yaml's and seed.yaml's main containers; a test
+ * checks they agree). Each soak process runs under its limit (memory-limit.ts), so that Node
+ * sizes its heap as in the pod and a process that outgrows the limit is killed.
+ */
+export const AGENT_MEMORY_LIMIT = '1GiB'
+export const SEED_MEMORY_LIMIT = '2GiB'
+
 /** Generated images: repositories chaos/app-a, chaos/app-b, … */
 export const IMAGES = 3
 /** Every image has a base layer that never changes, a middle one that changes every MID_EVERY versions, and a top one that changes every version. */

@@ -10,7 +10,9 @@ import { freePort } from '../test/helpers/free-port.js'
 import { startAgentProcess, startSeedProcess, type AgentProcess, type PollenProcess, type SeedProcess } from '../test/helpers/pollen-process.js'
 import { seedArgsFor } from '../test/helpers/pollen-stack.js'
 import { startRegistry, type RunningRegistry } from '../test/helpers/registry.js'
-import { SEED_CACHE_SIZE } from './constants.js'
+import { parseSize } from '../protocol/units.js'
+import { AGENT_MEMORY_LIMIT, SEED_CACHE_SIZE, SEED_MEMORY_LIMIT } from './constants.js'
+import type { MemoryLimits } from './memory-limit.js'
 import type { Watched } from './proc-sampler.js'
 import { agentDispatcher } from './pull.js'
 
@@ -66,22 +68,28 @@ export class Fleet {
   readonly seedLogTally: LogTally = {}
   readonly #work: string
   readonly #cacheSizeBytes: number
+  readonly #limits: MemoryLimits
   #stopping: Promise<void> | undefined
 
-  /** `work` is an existing scratch directory the fleet's data dirs go under (the caller removes it). */
-  constructor(work: string, cacheSizeBytes: number) {
+  /**
+   * `work` is an existing scratch directory the fleet's data dirs go under (the caller removes
+   * it); `limits` puts each process under its manifest's memory limit (the caller closes it).
+   */
+  constructor(work: string, cacheSizeBytes: number, limits: MemoryLimits) {
     this.#work = work
     this.#cacheSizeBytes = cacheSizeBytes
+    this.#limits = limits
   }
 
   /** Starts the registry, the seed and `agents` agents; throws (leaving what started for stop()) on failure. */
   async start(agents: number): Promise<void> {
     this.registry = await startRegistry({ logLevel: 'warn' })
-    this.seed = await startSeedProcess(seedArgsFor(this.registry, join(this.#work, 'seed'), undefined, ['--cache-size', SEED_CACHE_SIZE]))
+    const seedArgs = seedArgsFor(this.registry, join(this.#work, 'seed'), undefined, ['--cache-size', SEED_CACHE_SIZE])
+    this.seed = await startSeedProcess(seedArgs, await this.#limits.spawnOptions('seed', parseSize(SEED_MEMORY_LIMIT)))
     for (let i = 0; i < agents; i++) {
       const slot = new AgentSlot(`agent ${i + 1}`, join(this.#work, `agent-${i + 1}`), await freePort(), await freePort())
       this.agents.push(slot)
-      slot.started(await startAgentProcess(await this.#agentArgs(slot)))
+      slot.started(await startAgentProcess(await this.#agentArgs(slot), await this.#limits.spawnOptions(slot.name, parseSize(AGENT_MEMORY_LIMIT))))
     }
     await this.#waitForPeers()
   }
@@ -108,7 +116,7 @@ export class Fleet {
     let last: unknown
     for (let attempt = 0; attempt < RESTART_ATTEMPTS; attempt++) {
       try {
-        slot.started(await startAgentProcess(await this.#agentArgs(slot)))
+        slot.started(await startAgentProcess(await this.#agentArgs(slot), await this.#limits.spawnOptions(slot.name, parseSize(AGENT_MEMORY_LIMIT))))
         return
       } catch (err) {
         last = err

@@ -26,7 +26,7 @@ function samples(rss: (h: number) => number, heapTotal: (h: number) => number, i
   return out
 }
 
-function result(bySeries: Record<string, ProcSample[]>, failures = 0): SoakResult {
+function result(bySeries: Record<string, ProcSample[]>, failures = 0, oomKills: Record<string, number> = {}): SoakResult {
   return {
     options: { durationMs: RUN_MS, agents: 1, cacheSizeBytes: 12 * MiB, rngSeed: 1, faultProbability: 0.2, sampleIntervalMs: 5_000 },
     startedAt: new Date(0).toISOString(),
@@ -44,6 +44,7 @@ function result(bySeries: Record<string, ProcSample[]>, failures = 0): SoakResul
     pullSeconds: { count: 20, p50: 1, p95: 2, max: 3 },
     samples: bySeries,
     logTallies: {},
+    memory: { how: 'cgroups', limitBytes: Object.fromEntries(Object.keys(bySeries).map((n) => [n, 1024 * MiB])), oomKills },
   }
 }
 
@@ -81,6 +82,12 @@ describe('the soak verdict', () => {
     expect(verdict.trends[0]!.rssJudged).toBe(false)
     expect(verdict.trends[0]!.rss.slope).toBeGreaterThan(MAX_RSS_SLOPE_MIB_PER_HOUR)
     expect(verdict.reasons).toEqual(['1 of 100 requests failed'])
+  })
+
+  it('fails a soak in which the kernel killed a process for outgrowing its memory limit', () => {
+    const verdict = judge(result({ seed: samples(() => 200, () => 80), 'agent 1': samples(() => 200, () => 80) }, 0, { seed: 0, 'agent 1': 1 }))
+    expect(verdict.reasons).toEqual(['agent 1 outgrew its 1.0 GiB memory limit: 1 OOM kill'])
+    expect(verdict.pass).toBe(false)
   })
 
   it('reads RSS right after major GCs when the process reports them, so a slow sawtooth over a flat floor passes and a rising floor fails', () => {

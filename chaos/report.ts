@@ -80,6 +80,9 @@ export function judge(result: SoakResult): SoakVerdict {
   if (c.requests === 0) reasons.push('no request was made')
   if (c.bytesVerified !== c.bytesReceived) reasons.push(`${formatSize(c.bytesReceived - c.bytesVerified)} received did not verify`)
   if (result.restartFailures.length > 0) reasons.push(`${result.restartFailures.length} killed agents did not come back`)
+  for (const [name, kills] of Object.entries(result.memory.oomKills)) {
+    if (kills > 0) reasons.push(`${name} outgrew its ${formatSize(result.memory.limitBytes[name] ?? 0)} memory limit: ${kills} OOM kill${kills === 1 ? '' : 's'}`)
+  }
   for (const t of trends) {
     if (!t.rssOk) reasons.push(`${t.name}: RSS grows ${signed(t.rss.slope)} MiB/h (limit ${MAX_RSS_SLOPE_MIB_PER_HOUR})`)
     if (!t.fdsOk) reasons.push(`${t.name}: open fds grow ${signed(t.fds.slope)}/h (limit ${MAX_FD_SLOPE_PER_HOUR})`)
@@ -146,6 +149,7 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
   lines.push(`  bytes verified      ${formatSize(c.bytesVerified)} of ${formatSize(c.bytesReceived)} received (sha256 while streaming)`)
   lines.push(`  image pulls         ${result.pullSeconds.count}: median ${formatDuration(result.pullSeconds.p50 * 1000)}, p95 ${formatDuration(result.pullSeconds.p95 * 1000)}, slowest ${formatDuration(result.pullSeconds.max * 1000)}`)
   lines.push(`  agents' blob bytes  ${Object.entries(result.bytesBySource).filter(([, n]) => n > 0).map(([s, n]) => `${s} ${formatSize(n)}`).join(', ') || 'none'}`)
+  lines.push(`  memory limits       ${result.memory.how}`)
   lines.push(`  faults              ${result.kills} SIGKILLs of an agent and restarts${result.restartFailures.length > 0 ? `, ${result.restartFailures.length} did not come back` : ''}`)
   for (const f of result.failures.slice(0, 10)) lines.push(`    failed at ${formatDuration(f.atMs)} via ${f.agent}: ${f.url}: ${f.error}`)
   if (result.failures.length > 10) lines.push(`    … ${c.failures - 10} more (all in the JSON, up to 50)`)

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { formatDuration, formatSize } from '../protocol/human-units.js'
+import { parseSize } from '../protocol/units.js'
 import { counterDelta, readAgentCounters, type AgentCounters } from './agent-counters.js'
 import {
   FAULT_PROBABILITY,
@@ -17,9 +18,12 @@ import {
   MIN_SAMPLE_INTERVAL_MS,
   PAUSE_MAX_MS,
   SAMPLES_PER_RUN,
+  AGENT_MEMORY_LIMIT,
   SEED_CACHE_SIZE,
+  SEED_MEMORY_LIMIT,
 } from './constants.js'
 import { Fleet, type AgentSlot, type LogTally } from './fleet.js'
+import { MemoryLimits } from './memory-limit.js'
 import { ImageSuite, type ImageVersion } from './images.js'
 import { ProcSampler, type ProcSample } from './proc-sampler.js'
 import { Puller, type PullCounters, type PullFailure } from './pull.js'
@@ -68,6 +72,8 @@ export interface SoakResult {
   samples: Record<string, ProcSample[]>
   /** Warn and error log lines by process and message. */
   logTallies: Record<string, LogTally>
+  /** How each process was held to its manifest's memory limit, and how often the kernel killed one for outgrowing it (cgroups only). */
+  memory: { how: string; limitBytes: Record<string, number>; oomKills: Record<string, number> }
 }
 
 /** Runs one soak; rejects only when the harness itself cannot run (registry or processes do not start). */
@@ -78,7 +84,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const sampleIntervalMs = options.sampleIntervalMs ?? Math.min(MAX_SAMPLE_INTERVAL_MS, Math.max(MIN_SAMPLE_INTERVAL_MS, Math.round(options.durationMs / SAMPLES_PER_RUN)))
   const rng = createRng(options.rngSeed)
   const work = await mkdtemp(join(tmpdir(), 'pollen-chaos-'))
-  const fleet = new Fleet(work, options.cacheSizeBytes)
+  const limits = await MemoryLimits.create(String(process.pid))
+  const fleet = new Fleet(work, options.cacheSizeBytes, limits)
   options.onStarted?.(() => {
     fleet.killSync()
     rmSync(work, { recursive: true, force: true })
@@ -86,6 +93,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   let sampler: ProcSampler | undefined
   try {
     log(`starting a docker-registry, a seed (cache ${SEED_CACHE_SIZE}) and ${options.agents} agents (cache ${formatSize(options.cacheSizeBytes)} each) in ${work}`)
+    log(`memory limits: ${limits.describe()}`)
     await fleet.start(options.agents)
     const startedAt = Date.now()
     sampler = new ProcSampler([fleet.seedWatch(), ...fleet.agents], startedAt)
@@ -107,6 +115,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     const ranMs = Date.now() - startedAt
     sampler.stop()
     await fleet.stop()
+    const names = ['seed', ...fleet.agents.map((a) => a.name)]
+    const oomKills = Object.fromEntries(await Promise.all(names.map(async (name) => [name, (await limits.oomKills(name)) ?? 0] as const)))
     return {
       options: { durationMs: options.durationMs, agents: options.agents, cacheSizeBytes: options.cacheSizeBytes, rngSeed: options.rngSeed, faultProbability, sampleIntervalMs },
       startedAt: new Date(startedAt).toISOString(),
@@ -119,10 +129,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       pullSeconds: quantiles(puller.pullSeconds),
       samples: Object.fromEntries(sampler.samples),
       logTallies: { seed: fleet.seedLogTally, ...Object.fromEntries(fleet.agents.map((a) => [a.name, a.logTally])) },
+      memory: { how: limits.describe(), limitBytes: Object.fromEntries(names.map((n) => [n, parseSize(n === 'seed' ? SEED_MEMORY_LIMIT : AGENT_MEMORY_LIMIT)])), oomKills },
     }
   } finally {
     sampler?.stop()
     await fleet.stop()
+    await limits.close()
     await rm(work, { recursive: true, force: true })
   }
 }

@@ -2,8 +2,10 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join, posix } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { AGENT_MEMORY_LIMIT, SEED_MEMORY_LIMIT } from '../chaos/constants.js'
 import { parseAgentArgs, parseConfigureArgs } from '../agent/config.js'
 import { loadDockerConfig } from '../content/registry-client/credentials.js'
+import { parseSize } from '../protocol/units.js'
 import { parseSeedCommand } from '../seed/config.js'
 import {
   KUBERNETES_DIR,
@@ -276,6 +278,16 @@ describe('the Kubernetes manifests', () => {
     expect(workload('pollen-seed').spec.strategy.type).toBe('Recreate')
     expect(workload('pollen-seed').spec.replicas).toBe(1)
     expect(workload('pollen-agent').spec.template.spec.tolerations).toContainEqual({ operator: 'Exists' })
+  })
+
+  it('give the agent and the seed the memory limits the soak runs them under (chaos/constants.ts)', () => {
+    const quantity = (q: string | undefined): number => {
+      const m = /^(\d+)(Mi|Gi)$/.exec(q ?? '')
+      if (m === null) throw new Error(`unexpected memory quantity ${q}`)
+      return Number(m[1]) * 2 ** (m[2] === 'Gi' ? 30 : 20)
+    }
+    expect(quantity(mainContainer(workload('pollen-agent')).resources?.limits?.memory)).toBe(parseSize(AGENT_MEMORY_LIMIT))
+    expect(quantity(mainContainer(workload('pollen-seed')).resources?.limits?.memory)).toBe(parseSize(SEED_MEMORY_LIMIT))
   })
 
   it('keep the Services\' link variables (POLLEN_SEED_SERVICE_HOST…) out of the pods, where they would read as POLLEN_* options', () => {

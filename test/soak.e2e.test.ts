@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest'
-import { DEFAULT_CACHE_SIZE } from '../chaos/constants.js'
+import { AGENT_MEMORY_LIMIT, DEFAULT_CACHE_SIZE, SEED_MEMORY_LIMIT } from '../chaos/constants.js'
 import { formatReport, judge } from '../chaos/report.js'
 import { runSoak } from '../chaos/soak.js'
 import { parseSize } from '../protocol/units.js'
@@ -27,6 +27,9 @@ describeWithBinaries(['docker-registry'], 'soak (short npm run chaos)', () => {
       expect(result.counters.bytesVerified).toBe(result.counters.bytesReceived)
       expect(result.restartFailures).toEqual([])
       expect(result.evictions).toBeGreaterThan(0)
+      // Each process ran under its Kubernetes memory limit (a cgroup as root, else the heap flag) and none outgrew it.
+      expect(Object.values(result.memory.oomKills)).toEqual([0, 0, 0, 0])
+      expect(result.memory.limitBytes).toMatchObject({ seed: parseSize(SEED_MEMORY_LIMIT), 'agent 1': parseSize(AGENT_MEMORY_LIMIT) })
     },
     DURATION_MS + 180_000,
   )

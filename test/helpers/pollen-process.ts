@@ -110,6 +110,8 @@ export function startAgentProcess(args: string[], options: SpawnOptions = {}): P
 export interface SpawnOptions {
   /** Command the process runs under, e.g. `['ip', 'netns', 'exec', 'ns1']`; the pid is then the prefix's unless it execs. */
   prefix?: string[]
+  /** Node's own flags, before the script, e.g. `['--max-old-space-size=512']`. */
+  nodeArgs?: string[]
   /** How long the process may take to log that it listens before it is killed (default START_TIMEOUT_MS). */
   startTimeoutMs?: number
 }
@@ -117,7 +119,7 @@ export interface SpawnOptions {
 /** Runs `pollen-<which>` with exactly `args` and resolves once it logged that it is listening. */
 export async function startPollenProcess(which: 'seed' | 'agent', args: string[], options: SpawnOptions = {}): Promise<PollenProcess> {
   const [command, ...prefixArgs] = [...(options.prefix ?? []), process.execPath]
-  const child = spawn(command!, [...prefixArgs, MAIN[which], ...args], {
+  const child = spawn(command!, [...prefixArgs, ...(options.nodeArgs ?? []), MAIN[which], ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const logs: Array<Record<string, unknown>> = []
