@@ -87,7 +87,7 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
       },
     },
   )
-  const detachEvictor = evictor.attach()
+  const stopEvictor = evictor.attach()
   // Set once the p2p node exists: a new token is presented to every peer, a new revocation list re-checks them.
   let presentToken = (): void => {}
   let recheckPeers = (): void => {}
@@ -256,13 +256,14 @@ export async function startAgent(config: AgentConfig, c: AgentComponents): Promi
     metrics,
     status,
     async close() {
-      detachEvictor()
+      const evictorStopped = stopEvictor()
       seedHealth?.stop()
       await closeServers(server, ops)
       await p2p?.stop()
       await remote.close()
       await tokens?.stop()
       await peerAdmission?.stop()
+      await evictorStopped
       await store.close()
     },
   }

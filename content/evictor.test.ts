@@ -69,6 +69,26 @@ describe('Evictor', () => {
     detach()
   })
 
+  it('stops between deletes when stopped mid-pass, and the stop resolves only once that pass has ended (so the store can close)', async () => {
+    const blobs: Digest[] = []
+    for (let i = 0; i < 10; i++) blobs.push(await put(100))
+    let stopping: Promise<void> | undefined
+    const evicted: string[] = []
+    const evictor = new Evictor(
+      { maxBytes: 1000, lowWatermark: 0.1 },
+      { store, logger, onEvict: (d) => void (evicted.push(d.value), (stopping ??= stop())) },
+    )
+    const stop = evictor.attach()
+    await evictor.check()
+    await stopping
+    // The pass would have gone down to 100 bytes; it stopped after the delete it was in.
+    expect(evicted).toEqual([blobs[0]!.value])
+    expect(store.bytes).toBe(900)
+    await put(500)
+    await evictor.check()
+    expect(evicted).toHaveLength(1)
+  })
+
   it('honours custom watermarks', async () => {
     const evictor = new Evictor({ maxBytes: 1000, highWatermark: 0.5, lowWatermark: 0.2 }, { store, logger })
     await put(300)

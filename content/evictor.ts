@@ -31,6 +31,7 @@ export class Evictor {
   readonly #c: EvictorComponents
   #running: Promise<void> | undefined
   #again = false
+  #stopped = false
 
   constructor(init: EvictorInit, components: EvictorComponents) {
     this.maxBytes = init.maxBytes
@@ -39,17 +40,24 @@ export class Evictor {
     this.#c = components
   }
 
-  /** Subscribes to the store's commits; returns the unsubscribe function. */
-  attach(): () => void {
+  /**
+   * Subscribes to the store's commits. Returns the stop function: it unsubscribes, and resolves
+   * once a pass in progress has ended, before its next delete; then the store may be closed.
+   */
+  attach(): () => Promise<void> {
     const onCommit = (): void => void this.check()
     this.#c.store.on('commit', onCommit)
     void this.check()
-    return () => this.#c.store.off('commit', onCommit)
+    return async () => {
+      this.#stopped = true
+      this.#c.store.off('commit', onCommit)
+      await this.#running
+    }
   }
 
   /** Starts a pass when over the high watermark. Resolves when the current pass is done. */
   check(): Promise<void> {
-    if (this.#c.store.bytes <= this.#high) return this.#running ?? Promise.resolve()
+    if (this.#stopped || this.#c.store.bytes <= this.#high) return this.#running ?? Promise.resolve()
     if (this.#running !== undefined) {
       this.#again = true
       return this.#running
@@ -75,7 +83,7 @@ export class Evictor {
     let freed = 0
     let skipped = 0
     for (const candidate of candidates) {
-      if (store.bytes <= this.#low) break
+      if (this.#stopped || store.bytes <= this.#low) break
       if (!(await store.delete(candidate.digest))) {
         skipped++
         continue

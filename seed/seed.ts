@@ -51,9 +51,9 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
   const store = await ContentStore.open({ dir: join(config.dataDir, 'content') }, { logger: logger.child({ component: 'store' }) })
   const gauges: SeedGaugeSources = { cacheBytes: () => store.bytes, cacheCapacity: () => config.cache?.sizeBytes ?? 0 }
   const metrics = createSeedMetrics(new Registry(), gauges)
-  const detachEvictor =
+  const stopEvictor =
     config.cache === undefined
-      ? () => {}
+      ? async () => {}
       : new Evictor(
           { maxBytes: config.cache.sizeBytes, highWatermark: config.cache.highWatermark, lowWatermark: config.cache.lowWatermark },
           {
@@ -173,7 +173,7 @@ export async function startSeed(config: SeedConfig, c: SeedComponents): Promise<
       await p2p.stop()
       await c.admission?.close()
       await Promise.all([...upstreams.values()].map((u) => u.close()))
-      detachEvictor()
+      await stopEvictor()
       await store.close()
     },
   }
