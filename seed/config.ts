@@ -1,17 +1,17 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { peerIdFromString } from '@libp2p/peer-id'
 export { ConfigError, parseHostPort } from '../protocol/config-values.js'
 export { DEFAULT_AUDIENCE, DEFAULT_ISSUER } from './constants.js'
 export { SEED_HELP } from './help.js'
-import { DEFAULT_TOKEN_LIFETIME_S, MAX_SCOPE_PATTERNS, MAX_TOKEN_LIFETIME_S, ScopePatternInvalidError, parseScopePattern } from '../protocol/admission.js'
+export type { SeedAdminCommand } from './admin-args.js'
+import { DEFAULT_TOKEN_LIFETIME_S, MAX_SCOPE_PATTERNS, MAX_TOKEN_LIFETIME_S } from '../protocol/admission.js'
 import { ConfigError, durationFlag, fractionFlag, logLevelFlag, multiaddrFlag, parseHostPort, registryHostFlag, sizeFlag, wholeNumberFlag, type HostPort } from '../protocol/config-values.js'
 import { DEFAULT_HIGH_WATERMARK, DEFAULT_LOW_WATERMARK } from '../content/constants.js'
 import { isLoopbackHost } from '../protocol/loopback.js'
 import { mergeSources, withOrigins, type ConfigSources, type Origins } from '../protocol/config-sources.js'
-import { looksLikeSecret } from './admission/audit-log.js'
-import { DEFAULT_JOIN_TOKEN_SCOPE, DEFAULT_JOIN_TOKEN_TTL_MS, DEFAULT_JOIN_TOKEN_USES, DEFAULT_KEY_ROTATION_MS, DEFAULT_OIDC_SCOPE } from './admission/constants.js'
+import { DEFAULT_KEY_ROTATION_MS, DEFAULT_OIDC_SCOPE } from './admission/constants.js'
 import { DEFAULT_AUDIENCE, DEFAULT_DATA_DIR, DEFAULT_ISSUER, DEFAULT_LISTEN, DEFAULT_P2P_LISTEN, DEFAULT_REALM_HOSTS, DEFAULT_TAG_TTL_MS, DEFAULT_UPSTREAMS } from './constants.js'
 import { parsePreheatArgs, type PreheatCommand } from './preheat-args.js'
+import { parseJoinTokenCreate, parseJoinTokenList, parseJoinTokenRevoke, parseRevoke, type SeedAdminCommand } from './admin-args.js'
+import { argumentError, parse, positiveDuration, scopeFlag, type Options } from './cli-args.js'
 import { DEFAULT_FANOUT_CHILDREN, DEFAULT_FANOUT_DIRECT } from './fanout/planner.js'
 
 export interface UpstreamConfig {
@@ -84,34 +84,10 @@ export interface OidcConfig {
   subjects: string[]
 }
 
-/** Administrative commands, run against a data dir (also while a seed is running on it). */
-export type SeedAdminCommand =
-  | {
-      kind: 'join-token-create'
-      dataDir: string
-      ttlMs: number
-      /** A positive integer, or `Infinity` for unlimited. */
-      uses: number
-      scope: string[]
-    }
-  | { kind: 'join-token-list'; dataDir: string }
-  | { kind: 'join-token-revoke'; dataDir: string; id: string }
-  | {
-      kind: 'revoke'
-      dataDir: string
-      /** Canonical (base58btc) PeerId. */
-      peerId: string
-      reason?: string
-    }
-
 export type SeedCommand = 'help' | { kind: 'serve'; config: SeedConfig } | SeedAdminCommand | PreheatCommand
 
 /** A join token may stay redeemable for at most a year: a long-lived secret that admits nodes should not outlive that. */
-const MAX_JOIN_TOKEN_TTL_MS = 366 * 86_400_000
 const MAX_NAME_LENGTH = 256
-const MAX_REASON_LENGTH = 500
-/** Join-token ids as JoinTokenStore makes them. */
-const JOIN_TOKEN_ID = /^[0-9a-f]{16}$/
 
 
 /**
@@ -216,88 +192,6 @@ export const SERVE_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options
 
-const DATA_OPTIONS = { data: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const satisfies Options
-
-function parseJoinTokenCreate(argv: string[]): SeedCommand {
-  const { values } = parse(
-    argv,
-    { ...DATA_OPTIONS, ttl: { type: 'string' }, uses: { type: 'string' }, scope: { type: 'string', multiple: true } } as const,
-    false,
-  )
-  if (values.help === true) return 'help'
-  const ttlMs = values.ttl === undefined ? DEFAULT_JOIN_TOKEN_TTL_MS : positiveDuration('ttl', values.ttl)
-  if (ttlMs > MAX_JOIN_TOKEN_TTL_MS) throw new ConfigError('ttl', `"${values.ttl}" is longer than 366d`)
-  return { kind: 'join-token-create', dataDir: requiredData(values.data), ttlMs, uses: usesFlag(values.uses), scope: scopeFlag(values.scope) }
-}
-
-function parseJoinTokenList(argv: string[]): SeedCommand {
-  const { values } = parse(argv, DATA_OPTIONS, false)
-  if (values.help === true) return 'help'
-  return { kind: 'join-token-list', dataDir: requiredData(values.data) }
-}
-
-function parseJoinTokenRevoke(argv: string[]): SeedCommand {
-  const { values, positionals } = parse(argv, DATA_OPTIONS, true)
-  if (values.help === true) return 'help'
-  const id = onePositional('ID', 'id', positionals)
-  // Never echo a secret pasted where the id belongs.
-  if (looksLikeSecret(id)) throw argumentError('id', 'give the join token\'s id (from "join-token list"), not the token')
-  if (!JOIN_TOKEN_ID.test(id)) throw argumentError('id', `"${id.slice(0, 100)}" is not a join-token id (16 hex digits, from "join-token list")`)
-  return { kind: 'join-token-revoke', dataDir: requiredData(values.data), id }
-}
-
-function parseRevoke(argv: string[]): SeedCommand {
-  const { values, positionals } = parse(argv, { ...DATA_OPTIONS, reason: { type: 'string' } } as const, true)
-  if (values.help === true) return 'help'
-  const raw = onePositional('PEERID', 'peer-id', positionals)
-  let peerId: string
-  try {
-    peerId = peerIdFromString(raw).toString()
-  } catch {
-    const shown = looksLikeSecret(raw) ? 'that' : `"${raw.slice(0, 100)}"`
-    throw argumentError('peer-id', `${shown} is not a libp2p PeerId (like 12D3KooW…)`)
-  }
-  const reason = values.reason
-  if (reason !== undefined && (reason.length === 0 || reason.length > MAX_REASON_LENGTH || /[\u0000-\u001f\u007f]/.test(reason))) {
-    throw new ConfigError('reason', `must be 1 to ${MAX_REASON_LENGTH} characters on one line`)
-  }
-  return { kind: 'revoke', dataDir: requiredData(values.data), peerId, ...(reason === undefined ? {} : { reason }) }
-}
-
-type Options = NonNullable<ParseArgsConfig['options']>
-
-function parse<O extends Options>(argv: string[], options: O, allowPositionals: boolean): ReturnType<typeof parseArgs<{ options: O; allowPositionals: boolean; strict: true }>> {
-  try {
-    return parseArgs({ args: argv, strict: true, allowPositionals, options })
-  } catch (err) {
-    const message = (err as Error).message
-    throw new ConfigError('arguments', looksLikeSecret(message) ? 'unexpected argument (see --help)' : message)
-  }
-}
-
-/** A ConfigError for a command or positional argument, which has no `--flag` to name in its message. */
-function argumentError(key: string, message: string): ConfigError {
-  const err = new ConfigError(key, message)
-  err.message = message
-  return err
-}
-
-function onePositional(label: string, key: string, positionals: string[]): string {
-  if (positionals.length !== 1) throw argumentError(key, `give exactly one ${label}${positionals.length > 1 ? `, not ${positionals.length}` : ''}`)
-  return positionals[0] as string
-}
-
-function requiredData(value: string | undefined): string {
-  if (value === undefined || value === '') throw new ConfigError('data', "is required: give the seed's data directory")
-  return value
-}
-
-function positiveDuration(key: string, value: string): number {
-  const ms = durationFlag(key, value)
-  if (!(ms > 0)) throw new ConfigError(key, `"${value}" must be longer than 0`)
-  return ms
-}
-
 function tokenTtl(value: string): number {
   const ms = positiveDuration('token-ttl', value)
   if (ms > MAX_TOKEN_LIFETIME_S * 1000) throw new ConfigError('token-ttl', `"${value}" is longer than the longest admission-token lifetime, ${MAX_TOKEN_LIFETIME_S}s`)
@@ -310,28 +204,6 @@ function nameFlag(key: string, value: string): string {
     throw new ConfigError(key, `"${value.slice(0, 100)}" must be 1 to ${MAX_NAME_LENGTH} printable characters without spaces`)
   }
   return value
-}
-
-function usesFlag(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_JOIN_TOKEN_USES
-  if (value === 'unlimited') return Infinity
-  const n = Number(value)
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n <= 0) throw new ConfigError('uses', `"${value.slice(0, 100)}" must be a positive whole number or "unlimited"`)
-  return n
-}
-
-function scopeFlag(values: string[] | undefined, key = 'scope', fallback: readonly string[] = DEFAULT_JOIN_TOKEN_SCOPE): string[] {
-  const scope = values ?? [...fallback]
-  if (scope.length > MAX_SCOPE_PATTERNS) throw new ConfigError(key, `at most ${MAX_SCOPE_PATTERNS} patterns`)
-  for (const pattern of scope) {
-    try {
-      parseScopePattern(pattern)
-    } catch (err) {
-      if (err instanceof ScopePatternInvalidError) throw new ConfigError(key, err.message)
-      throw err
-    }
-  }
-  return scope
 }
 
 type ServeValues = ReturnType<typeof parse<typeof SERVE_OPTIONS>>['values']
