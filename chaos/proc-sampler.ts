@@ -13,6 +13,8 @@ export interface ProcSample {
   pid: number
   rssBytes: number
   fds: number
+  /** CPU time (user + system) the process has used since it started, seconds. */
+  cpuSeconds?: number
   /** nodejs_heap_size_used_bytes, when /metrics answered. */
   heapUsedBytes?: number
   /** nodejs_external_memory_bytes (Buffers and the like outside the V8 heap), when /metrics answered. */
@@ -38,6 +40,19 @@ export async function readRss(pid: number): Promise<number> {
   const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]
   if (kb === undefined) throw new Error(`/proc/${pid}/status has no VmRSS (a zombie?)`)
   return Number(kb) * 1024
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ, 100 on every Linux ABI in use). */
+const USER_HZ = 100
+
+/** User + system CPU seconds `pid` has used, from /proc/<pid>/stat; throws when the process is gone. */
+export async function readCpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  // The command name (field 2) may hold spaces and parentheses: count fields after its closing one.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const ticks = Number(fields[11]) + Number(fields[12])
+  if (!Number.isFinite(ticks)) throw new Error(`/proc/${pid}/stat has no utime/stime`)
+  return ticks / USER_HZ
 }
 
 /** The V8 heap figures from a Pollen process's /metrics; empty when it does not answer. */
@@ -104,9 +119,9 @@ export class ProcSampler {
           const incarnation = w.incarnation()
           try {
             const opsUrl = w.opsUrl()
-            const [rssBytes, fds, heap] = await Promise.all([readRss(pid), countFds(pid), opsUrl === undefined ? {} : readHeap(opsUrl)])
+            const [rssBytes, fds, cpuSeconds, heap] = await Promise.all([readRss(pid), countFds(pid), readCpuSeconds(pid), opsUrl === undefined ? {} : readHeap(opsUrl)])
             if (w.pid() !== pid) return
-            this.samples.get(w.name)!.push({ atMs, incarnation, pid, rssBytes, fds, ...heap })
+            this.samples.get(w.name)!.push({ atMs, incarnation, pid, rssBytes, fds, cpuSeconds, ...heap })
           } catch {
             /* died between pid() and the read */
           }

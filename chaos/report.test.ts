@@ -19,6 +19,8 @@ function samples(rss: (h: number) => number, heapTotal: (h: number) => number, i
       pid: 100,
       rssBytes: (rss(h) + saw) * MiB,
       fds: 40 + ((atMs / 5_000) % 3),
+      // A quarter of a core; a restart starts its count again.
+      cpuSeconds: (atMs - (incarnationAt !== undefined && atMs >= incarnationAt ? incarnationAt : 0)) / 4_000,
       heapUsedBytes: (30 + saw) * MiB,
       heapTotalBytes: heapTotal(h) * MiB,
     })
@@ -65,6 +67,7 @@ describe('the soak verdict', () => {
     // The growth is outside the V8 heap: the report tells native memory from JS objects.
     expect(agent!.outsideHeap.slope).toBeCloseTo(200, 5)
     expect(agent!.heap.slope).toBeCloseTo(0, 5)
+    expect(agent!.cpuPercent).toBeCloseTo(25, 5)
     const text = formatReport(result({ 'agent 1': samples((h) => 200 + 200 * h, () => 80) }), verdict)
     expect(text).toMatch(/RSS outside V8 heap slope/)
     expect(text).toMatch(/^FAIL: agent 1: RSS grows/m)
@@ -80,6 +83,7 @@ describe('the soak verdict', () => {
     const restarted = samples((h) => (h < 0.75 ? 100 + 400 * h : 100 + 400 * (h - 0.75)), () => 80, 0.75 * RUN_MS)
     const verdict = judge(result({ 'agent 2': restarted }, 1))
     expect(verdict.trends[0]!.rssJudged).toBe(false)
+    expect(verdict.trends[0]!.cpuPercent).toBeCloseTo(25, 5)
     expect(verdict.trends[0]!.rss.slope).toBeGreaterThan(MAX_RSS_SLOPE_MIB_PER_HOUR)
     expect(verdict.reasons).toEqual(['1 of 100 requests failed'])
   })

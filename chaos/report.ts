@@ -44,6 +44,8 @@ export interface ProcessTrend {
    */
   outsideHeap: SlopeFit
   heapNowMiB: number | undefined
+  /** Average CPU use in the window, percent of one core (over every life); undefined without CPU samples. */
+  cpuPercent: number | undefined
   rssNowMiB: number
   rssPeakMiB: number
   fdsNow: number
@@ -115,6 +117,15 @@ function trendOf(name: string, samples: ProcSample[]): ProcessTrend {
   const heap = fit(floorsOf(atTroughs((s) => (s.heapUsedBytes === undefined ? undefined : s.heapUsedBytes / MiB))))
   const outsideHeap = fit(floorsOf(atTroughs((s) => (s.heapTotalBytes === undefined ? undefined : (s.rssBytes - s.heapTotalBytes) / MiB))))
   const last = samples.at(-1)
+  let cpuSeconds = 0
+  let cpuSpanMs = 0
+  for (const list of byIncarnation.values()) {
+    const timed = list.filter((s) => s.cpuSeconds !== undefined)
+    const [first, end] = [timed[0], timed.at(-1)]
+    if (first === undefined || end === undefined || end === first) continue
+    cpuSeconds += end.cpuSeconds! - first.cpuSeconds!
+    cpuSpanMs += end.atMs - first.atMs
+  }
   const lastHeap = samples.findLast((s) => s.heapUsedBytes !== undefined)?.heapUsedBytes
   return {
     name,
@@ -127,6 +138,7 @@ function trendOf(name: string, samples: ProcSample[]): ProcessTrend {
     heap,
     outsideHeap,
     heapNowMiB: lastHeap === undefined ? undefined : lastHeap / MiB,
+    cpuPercent: cpuSpanMs === 0 ? undefined : (100 * cpuSeconds) / (cpuSpanMs / 1000),
     rssNowMiB: (last?.rssBytes ?? 0) / MiB,
     rssPeakMiB: Math.max(0, ...samples.map((s) => s.rssBytes)) / MiB,
     fdsNow: last?.fds ?? 0,
@@ -156,7 +168,7 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
   lines.push('')
   lines.push(`Trends over the second half (from ${formatDuration(verdict.windowStartMs)}; fds by least squares, one intercept per restart; RSS and heap through each minute's lowest sample among those taken right after a major GC, Theil–Sen for a process that lived through it), limits ${verdict.thresholds.rssMiBPerHour} MiB/h RSS and ${verdict.thresholds.fdsPerHour} fds/h:`)
   lines.push('  RSS is judged for processes that lived through the whole window (the seed, and agent 1, which is never killed); a restarted agent is warming up.')
-  const rows = [['', 'samples (after a major GC)', 'RSS now', 'RSS peak', 'RSS slope', '', 'fds now', 'fd slope', '', 'V8 heap now', 'heap slope (info)', 'RSS outside V8 heap slope (info)']]
+  const rows = [['', 'samples (after a major GC)', 'RSS now', 'RSS peak', 'RSS slope', '', 'fds now', 'fd slope', '', 'CPU (avg)', 'V8 heap now', 'heap slope (info)', 'RSS outside V8 heap slope (info)']]
   for (const t of verdict.trends) {
     rows.push([
       t.name + (t.incarnations > 1 ? ` (${t.incarnations} lives)` : ''),
@@ -168,6 +180,7 @@ export function formatReport(result: SoakResult, verdict: SoakVerdict): string {
       String(t.fdsNow),
       `${signed(t.fds.slope)} ±${fixed(t.fds.standardError)} /h`,
       t.fdsOk ? 'ok' : 'LEAK?',
+      t.cpuPercent === undefined ? '?' : `${t.cpuPercent.toFixed(0)}%`,
       t.heapNowMiB === undefined ? '?' : `${t.heapNowMiB.toFixed(0)} MiB`,
       `${signed(t.heap.slope)}${plusMinus(t.heap)} MiB/h`,
       `${signed(t.outsideHeap.slope)}${plusMinus(t.outsideHeap)} MiB/h`,
