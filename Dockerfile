@@ -26,11 +26,7 @@ RUN npm run build \
  && chmod 0755 dist/agent/main.js dist/seed/main.js
 
 FROM ${NODE_IMAGE} AS runtime
-# Under a memory limit Node shrinks V8's young generation with the heap (1Gi: 4 MiB semi-spaces,
-# 16 MiB without a limit), so short-lived objects of streams and DHT queries get promoted and V8
-# runs a major GC every few seconds. 16 MiB keeps them in the young generation, as without a
-# limit. `npm start` and the soak (chaos/constants.ts) run with the same flag.
-ENV NODE_ENV=production NODE_OPTIONS=--max-semi-space-size=16
+ENV NODE_ENV=production
 WORKDIR /app
 # Owned by root and not writable by the runtime user: only the data directories are.
 COPY --from=build /src/package.json ./

@@ -26,13 +26,6 @@ export const SEED_CACHE_SIZE = '256MiB'
 export const AGENT_MEMORY_LIMIT = '1GiB'
 export const SEED_MEMORY_LIMIT = '2GiB'
 
-/**
- * Node's flags for the seed and the agents, as the Dockerfile's NODE_OPTIONS and `npm start`
- * give them (a test checks they agree): V8's young generation at the size Node gives it
- * without a memory limit.
- */
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=16']
-
 /** Generated images: repositories chaos/app-a, chaos/app-b, … */
 export const IMAGES = 3
 /** Every image has a base layer that never changes, a middle one that changes every MID_EVERY versions, and a top one that changes every version. */

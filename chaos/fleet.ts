@@ -11,8 +11,8 @@ import { startAgentProcess, startSeedProcess, type AgentProcess, type PollenProc
 import { seedArgsFor } from '../test/helpers/pollen-stack.js'
 import { startRegistry, type RunningRegistry } from '../test/helpers/registry.js'
 import { parseSize } from '../protocol/units.js'
-import { AGENT_MEMORY_LIMIT, DAEMON_NODE_FLAGS, SEED_CACHE_SIZE, SEED_MEMORY_LIMIT } from './constants.js'
-import type { LimitedSpawn, MemoryLimits } from './memory-limit.js'
+import { AGENT_MEMORY_LIMIT, SEED_CACHE_SIZE, SEED_MEMORY_LIMIT } from './constants.js'
+import type { MemoryLimits } from './memory-limit.js'
 import type { Watched } from './proc-sampler.js'
 import { agentDispatcher } from './pull.js'
 
@@ -85,11 +85,11 @@ export class Fleet {
   async start(agents: number): Promise<void> {
     this.registry = await startRegistry({ logLevel: 'warn' })
     const seedArgs = seedArgsFor(this.registry, join(this.#work, 'seed'), undefined, ['--cache-size', SEED_CACHE_SIZE])
-    this.seed = await startSeedProcess(seedArgs, await this.#spawnOptions('seed', SEED_MEMORY_LIMIT))
+    this.seed = await startSeedProcess(seedArgs, await this.#limits.spawnOptions('seed', parseSize(SEED_MEMORY_LIMIT)))
     for (let i = 0; i < agents; i++) {
       const slot = new AgentSlot(`agent ${i + 1}`, join(this.#work, `agent-${i + 1}`), await freePort(), await freePort())
       this.agents.push(slot)
-      slot.started(await startAgentProcess(await this.#agentArgs(slot), await this.#spawnOptions(slot.name, AGENT_MEMORY_LIMIT)))
+      slot.started(await startAgentProcess(await this.#agentArgs(slot), await this.#limits.spawnOptions(slot.name, parseSize(AGENT_MEMORY_LIMIT))))
     }
     await this.#waitForPeers()
   }
@@ -116,7 +116,7 @@ export class Fleet {
     let last: unknown
     for (let attempt = 0; attempt < RESTART_ATTEMPTS; attempt++) {
       try {
-        slot.started(await startAgentProcess(await this.#agentArgs(slot), await this.#spawnOptions(slot.name, AGENT_MEMORY_LIMIT)))
+        slot.started(await startAgentProcess(await this.#agentArgs(slot), await this.#limits.spawnOptions(slot.name, parseSize(AGENT_MEMORY_LIMIT))))
         return
       } catch (err) {
         last = err
@@ -160,12 +160,6 @@ export class Fleet {
       }
       rmSync(this.registry.dir, { recursive: true, force: true })
     }
-  }
-
-  /** Under its memory limit, with the daemons' Node flags. */
-  async #spawnOptions(name: string, memoryLimit: string): Promise<LimitedSpawn> {
-    const limited = await this.#limits.spawnOptions(name, parseSize(memoryLimit))
-    return { ...limited, nodeArgs: [...DAEMON_NODE_FLAGS, ...(limited.nodeArgs ?? [])] }
   }
 
   async #agentArgs(slot: AgentSlot): Promise<string[]> {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join, posix } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { AGENT_MEMORY_LIMIT, DAEMON_NODE_FLAGS, SEED_MEMORY_LIMIT } from '../chaos/constants.js'
+import { AGENT_MEMORY_LIMIT, SEED_MEMORY_LIMIT } from '../chaos/constants.js'
 import { parseAgentArgs, parseConfigureArgs } from '../agent/config.js'
 import { loadDockerConfig } from '../content/registry-client/credentials.js'
 import { parseSize } from '../protocol/units.js'
@@ -323,13 +323,6 @@ describe('the Dockerfile', () => {
     // The manifests run it as that uid.
     expect(mainContainer(workload('pollen-agent')).securityContext.runAsUser).toBe(Number(user))
     expect(workload('pollen-seed').spec.template.spec.securityContext.runAsUser).toBe(Number(user))
-  })
-
-  it('runs the daemons with the Node flags that npm start and the soak use', () => {
-    const env = runtime.instructions.filter((i) => i.keyword === 'ENV').map((i) => i.args).join(' ')
-    expect(/(?:^|\s)NODE_OPTIONS=(\S+)/.exec(env)?.[1]).toBe(DAEMON_NODE_FLAGS.join(' '))
-    const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts
-    expect(scripts.start).toBe(`node ${DAEMON_NODE_FLAGS.join(' ')} dist/agent/main.js`)
   })
 
   it('puts both CLIs on PATH at the package\'s bin entries, with an exec-form entrypoint', () => {
