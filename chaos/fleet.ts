@@ -89,7 +89,7 @@ export class Fleet {
     for (let i = 0; i < agents; i++) {
       const slot = new AgentSlot(`agent ${i + 1}`, join(this.#work, `agent-${i + 1}`), await freePort(), await freePort())
       this.agents.push(slot)
-      slot.started(await startAgentProcess(await this.#agentArgs(slot), await this.#limits.spawnOptions(slot.name, parseSize(AGENT_MEMORY_LIMIT))))
+      slot.started(await this.#startAgent(slot))
     }
     await this.#waitForPeers()
   }
@@ -116,7 +116,7 @@ export class Fleet {
     let last: unknown
     for (let attempt = 0; attempt < RESTART_ATTEMPTS; attempt++) {
       try {
-        slot.started(await startAgentProcess(await this.#agentArgs(slot), await this.#limits.spawnOptions(slot.name, parseSize(AGENT_MEMORY_LIMIT))))
+        slot.started(await this.#startAgent(slot))
         return
       } catch (err) {
         last = err
@@ -160,6 +160,11 @@ export class Fleet {
       }
       rmSync(this.registry.dir, { recursive: true, force: true })
     }
+  }
+
+  /** The slot's agent on its data dir and ports, under the agent's memory limit. */
+  async #startAgent(slot: AgentSlot): Promise<AgentProcess> {
+    return startAgentProcess(await this.#agentArgs(slot), await this.#limits.spawnOptions(slot.name, parseSize(AGENT_MEMORY_LIMIT)))
   }
 
   async #agentArgs(slot: AgentSlot): Promise<string[]> {

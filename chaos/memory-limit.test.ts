@@ -37,6 +37,7 @@ describe('memory limits for soak processes', () => {
     expect(await limits.oomKills('agent 1')).toBe(2)
     expect(await limits.oomKills('seed')).toBeUndefined()
     expect(limits.describe()).toMatch(/memory cgroup \(v1\)/)
+    expect(await limits.summary()).toEqual({ how: limits.describe(), limitBytes: { 'agent 1': GiB }, oomKills: { 'agent 1': 2 } })
   })
 
   it('makes the v2 group beside its own (a group with processes may not have children) and enables the memory controller in it', async () => {
@@ -63,18 +64,19 @@ describe('memory limits for soak processes', () => {
     expect(limits.fallbackReason).toMatch(/ENOENT/)
     expect(await limits.spawnOptions('agent 1', GiB)).toEqual({ nodeArgs: ['--max-old-space-size=512'] })
     expect(await limits.oomKills('agent 1')).toBeUndefined()
+    expect(await limits.summary()).toMatchObject({ limitBytes: { 'agent 1': GiB }, oomKills: { 'agent 1': 0 } })
     expect(limits.describe()).toMatch(/^no memory cgroups \(.*\): each process gets --max-old-space-size/)
   })
 
   // With real cgroups (root on a writable cgroup filesystem), Node inside the group sizes its heap from the limit.
   it.skipIf(real.fallbackReason !== undefined)(`runs node inside a real cgroup whose limit Node sizes its heap by${real.fallbackReason === undefined ? '' : ` (skipped: ${real.fallbackReason})`}`, async () => {
     const spawn = await real.spawnOptions('probe', GiB)
-      const [command, ...args] = [...spawn.prefix!, process.execPath, '-e', 'console.log(require("v8").getHeapStatistics().heap_size_limit)']
-      const { stdout } = await run(command!, args, { timeout: 30_000 })
-      const inside = Number(stdout)
-      expect(inside).toBeLessThanOrEqual(0.6 * GiB)
-      expect(inside).toBeGreaterThan(0.3 * GiB)
-      expect(await real.oomKills('probe')).toBe(0)
+    const [command, ...args] = [...spawn.prefix!, process.execPath, '-e', 'console.log(require("v8").getHeapStatistics().heap_size_limit)']
+    const { stdout } = await run(command!, args, { timeout: 30_000 })
+    const inside = Number(stdout)
+    expect(inside).toBeLessThanOrEqual(0.6 * GiB)
+    expect(inside).toBeGreaterThan(0.3 * GiB)
+    expect(await real.oomKills('probe')).toBe(0)
   })
   afterAll(() => real.close())
 })

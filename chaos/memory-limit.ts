@@ -27,6 +27,8 @@ interface Hierarchy {
 export class MemoryLimits {
   readonly #hierarchy: Hierarchy | undefined
   readonly #groups = new Map<string, string>()
+  /** Each process's limit, by name, as given to spawnOptions. */
+  readonly #limitBytes = new Map<string, number>()
   /** Why there are no cgroups, when there are none. */
   readonly fallbackReason: string | undefined
 
@@ -58,6 +60,7 @@ export class MemoryLimits {
 
   /** How to spawn the process `name` under a limit of `bytes`; its restarts get the same group. */
   async spawnOptions(name: string, bytes: number): Promise<LimitedSpawn> {
+    this.#limitBytes.set(name, bytes)
     const h = this.#hierarchy
     if (h === undefined) return { nodeArgs: [`--max-old-space-size=${Math.floor(bytes / 2 / MiB)}`] }
     let dir = this.#groups.get(name)
@@ -80,6 +83,13 @@ export class MemoryLimits {
     const text = await readFile(join(dir, file), 'utf8').catch(() => '')
     const m = /^oom_kill (\d+)$/m.exec(text)
     return m === null ? undefined : Number(m[1])
+  }
+
+  /** For the soak's result: how the limits were applied, each process's limit and its OOM kills (0 without cgroups). */
+  async summary(): Promise<{ how: string; limitBytes: Record<string, number>; oomKills: Record<string, number> }> {
+    const names = [...this.#limitBytes.keys()]
+    const kills = await Promise.all(names.map(async (name) => [name, (await this.oomKills(name)) ?? 0] as const))
+    return { how: this.describe(), limitBytes: Object.fromEntries(this.#limitBytes), oomKills: Object.fromEntries(kills) }
   }
 
   /** Removes the groups (their processes must have exited); failures are left for the OS. */

@@ -9,7 +9,6 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { formatDuration, formatSize } from '../protocol/human-units.js'
-import { parseSize } from '../protocol/units.js'
 import { counterDelta, readAgentCounters, type AgentCounters } from './agent-counters.js'
 import {
   FAULT_PROBABILITY,
@@ -18,9 +17,7 @@ import {
   MIN_SAMPLE_INTERVAL_MS,
   PAUSE_MAX_MS,
   SAMPLES_PER_RUN,
-  AGENT_MEMORY_LIMIT,
   SEED_CACHE_SIZE,
-  SEED_MEMORY_LIMIT,
 } from './constants.js'
 import { Fleet, type AgentSlot, type LogTally } from './fleet.js'
 import { MemoryLimits } from './memory-limit.js'
@@ -115,8 +112,6 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     const ranMs = Date.now() - startedAt
     sampler.stop()
     await fleet.stop()
-    const names = ['seed', ...fleet.agents.map((a) => a.name)]
-    const oomKills = Object.fromEntries(await Promise.all(names.map(async (name) => [name, (await limits.oomKills(name)) ?? 0] as const)))
     return {
       options: { durationMs: options.durationMs, agents: options.agents, cacheSizeBytes: options.cacheSizeBytes, rngSeed: options.rngSeed, faultProbability, sampleIntervalMs },
       startedAt: new Date(startedAt).toISOString(),
@@ -129,7 +124,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       pullSeconds: quantiles(puller.pullSeconds),
       samples: Object.fromEntries(sampler.samples),
       logTallies: { seed: fleet.seedLogTally, ...Object.fromEntries(fleet.agents.map((a) => [a.name, a.logTally])) },
-      memory: { how: limits.describe(), limitBytes: Object.fromEntries(names.map((n) => [n, parseSize(n === 'seed' ? SEED_MEMORY_LIMIT : AGENT_MEMORY_LIMIT)])), oomKills },
+      memory: await limits.summary(),
     }
   } finally {
     sampler?.stop()
